@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Build the Debian 12 systemd base image that every test container and the local deploy target
+# run, unless an image built from this exact recipe already exists. The tag is a hash of this
+# file, so editing the recipe is what triggers a rebuild. Prints the image reference last.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+require_root
+
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+SECURITY_MIRROR=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+# What a freshly installed Debian server has, plus what systemd inside a container needs.
+# python3-apt and ca-certificates are on any real Debian server; having them saves each converge
+# from installing them.
+INCLUDE=systemd,systemd-sysv,dbus,iproute2,python3,python3-apt,ca-certificates,procps
+
+tag=$( { sed -n '/^MIRROR=/,$p' "$0"; echo "$MIRROR"; } | sha256sum | cut -c1-12)
+IMAGE="$IMAGE_REPO:$tag"
+
+if podman image exists "$IMAGE"; then
+  echo "$IMAGE"
+  exit 0
+fi
+
+say "building $IMAGE with debootstrap (about a minute, once per recipe)" >&2
+start=$(date +%s)
+root=$(mktemp -d "$CACHE/rootfs.XXXXXX")
+trap 'rm -rf "$root"' EXIT
+debootstrap --variant=minbase --include="$INCLUDE" bookworm "$root" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1 \
+  || die "debootstrap failed (see $CACHE/debootstrap.log); is $MIRROR reachable?"
+cat >"$root/etc/apt/sources.list" <<SRC
+deb $MIRROR bookworm main
+deb $MIRROR bookworm-updates main
+deb $SECURITY_MIRROR bookworm-security main
+SRC
+# Keep the image small and let containers start clean; machine-id is made on first boot.
+rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+# No package lists: make them look ancient so the first apt task with cache_valid_time updates.
+touch -d @0 "$root/var/lib/apt/lists"
+: >"$root/etc/machine-id"
+# Consoles are absent in a container; these units would only fail.
+for u in getty@tty1.service systemd-logind.service; do
+  ln -sf /dev/null "$root/etc/systemd/system/$u"
+done
+tar -C "$root" -c . | podman import \
+  --change 'CMD ["/sbin/init"]' --change 'ENV container=podman' --change 'STOPSIGNAL SIGRTMIN+3' \
+  -q - "$IMAGE" >/dev/null
+# Older builds of the recipe are dead weight.
+podman images --format '{{.Repository}}:{{.Tag}}' | grep "^$IMAGE_REPO:" | grep -v ":$tag\$" \
+  | xargs -r podman rmi >/dev/null 2>&1 || true
+say "built $IMAGE in $(( $(date +%s) - start )) s" >&2
+echo "$IMAGE"
