@@ -1,0 +1,207 @@
+"""The aiohttp application and the process lifecycle of ``wsnotify serve``.
+
+Start: wait until PostgreSQL and Redis both answer (retrying with backoff, logging why), check
+the schema version, subscribe, listen, and only then send READY=1. Stop (SIGTERM/SIGINT):
+STOPPING=1, stop accepting, close every WebSocket with 1001 concurrently, release the
+backends; every step is bounded so the process is gone within 5 seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from . import api, protocol, ws
+from .bus import Publisher, Subscriber
+from .config import Config, scrub
+from .db import SchemaError, Store
+from .metrics import Metrics
+from .service import SERVICE, Service
+from .systemd import Notifier
+
+log = logging.getLogger("wsnotify.app")
+
+BACKOFF_MAX = 5.0
+RELEASE_TIMEOUT = 1.0  # per backend at shutdown
+
+
+@web.middleware
+async def _errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Turn an unexpected exception into a logged, JSON 500 (bad input never gets here)."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return api.respond({"error": exc.reason}, exc.status)
+    except (asyncio.CancelledError, ConnectionError):
+        raise
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return api.respond({"error": "internal error"}, 500)
+
+
+def build_app(svc: Service) -> web.Application:
+    app = web.Application(client_max_size=protocol.MAX_PUBLISH_BYTES, middlewares=[_errors])
+    app[SERVICE] = svc
+    app.router.add_get("/ws", ws.websocket_handler)
+    app.router.add_get("/api/user/notifications", api.list_notifications)
+    app.router.add_post("/api/user/notifications/read", api.mark_read)
+    app.router.add_post("/api/notifications", api.publish_notification)
+    app.router.add_get("/healthz", api.healthz)
+    app.router.add_get("/metrics", api.metrics)
+    return app
+
+
+async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep up to ``seconds``; True as soon as ``stop`` is set."""
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def _connect_backends(
+    config: Config, stop: asyncio.Event, notifier: Notifier
+) -> tuple[Store, Publisher] | None:
+    """Retry until PostgreSQL and Redis both answer; None if asked to stop meanwhile."""
+    publisher = Publisher(config.redis_url.reveal())
+    store: Store | None = None
+    backoff = 0.2
+    while True:
+        problems = []
+        try:
+            if store is None:
+                store = await Store.connect(config.database_url.reveal())
+            await store.ping()
+        except Exception as exc:
+            problems.append(f"postgres ({config.database_display}): {scrub(exc, config)}")
+        try:
+            await publisher.ping()
+        except Exception as exc:
+            problems.append(f"redis ({config.redis_display}): {scrub(exc, config)}")
+        if not problems and store is not None:
+            return store, publisher
+        status = "waiting for " + "; ".join(problems)
+        log.warning("%s; retrying in %.1fs", status, backoff)
+        notifier.notify(f"STATUS={status}")
+        if await _stopped_within(stop, backoff):
+            await _release(store, publisher, None)
+            return None
+        backoff = min(backoff * 2, BACKOFF_MAX)
+
+
+async def _release(
+    store: Store | None, publisher: Publisher | None, subscriber: Subscriber | None
+) -> None:
+    closers = []
+    if subscriber is not None:
+        closers.append(subscriber.stop())
+    if publisher is not None:
+        closers.append(publisher.close())
+    if store is not None:
+        closers.append(store.close())
+    for closer in closers:
+        try:
+            await asyncio.wait_for(closer, RELEASE_TIMEOUT)
+        except Exception as exc:
+            log.warning("backend not released cleanly: %s", exc)
+
+
+async def _watchdog(notifier: Notifier, usec: int) -> None:
+    """WATCHDOG=1 at half the interval systemd expects; sent from the loop, it proves the loop."""
+    interval = usec / 2_000_000
+    while True:
+        notifier.notify("WATCHDOG=1")
+        await asyncio.sleep(interval)
+
+
+async def serve(config: Config) -> int:
+    """Run until SIGTERM/SIGINT; return the process exit code."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    notifier = Notifier(config.notify_socket)
+    log.info(
+        "starting: listen=%s:%d postgres=%s redis=%s",
+        config.host,
+        config.port,
+        config.database_display,
+        config.redis_display,
+    )
+    backends = await _connect_backends(config, stop, notifier)
+    if backends is None:
+        log.info("stopped before the backends answered")
+        return 0
+    store, publisher = backends
+    try:
+        await store.check_schema()
+    except SchemaError as exc:
+        log.error("%s", exc)
+        await _release(store, publisher, None)
+        return 1
+
+    metrics = Metrics()
+    svc = Service(config=config, metrics=metrics, store=store, publisher=publisher)
+    subscriber = Subscriber(
+        config.redis_url.reveal(), deliver=svc.deliver, on_resync=svc.resync, metrics=metrics
+    )
+    svc.subscriber = subscriber
+    starting = asyncio.ensure_future(subscriber.start())
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if stop.is_set():
+        starting.cancel()
+        await _release(store, publisher, subscriber)
+        return 0
+    stopping.cancel()
+
+    runner = web.AppRunner(build_app(svc), access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port, backlog=4096, shutdown_timeout=1.0)
+    try:
+        await site.start()
+    except OSError as exc:
+        log.error(
+            "cannot listen on %s:%d: %s (is another process using the port? set WSNOTIFY_PORT)",
+            config.host,
+            config.port,
+            exc.strerror or exc,
+        )
+        await runner.cleanup()
+        await _release(store, publisher, subscriber)
+        return 1
+
+    notifier.notify("READY=1", f"STATUS=serving on {config.host}:{config.port}")
+    log.info("ready: listening on %s:%d", config.host, config.port)
+    watchdog = None
+    if config.watchdog_usec and notifier.enabled:
+        watchdog = loop.create_task(_watchdog(notifier, config.watchdog_usec))
+
+    await stop.wait()
+
+    started = time.monotonic()
+    notifier.notify("STOPPING=1")
+    svc.stopping = True
+    log.info("shutting down: closing %d connections with 1001", len(svc.sockets))
+    await site.stop()
+    closed = await svc.close_all(ws.CLOSE_GOING_AWAY, b"Server shutting down")
+    try:
+        await asyncio.wait_for(runner.cleanup(), 1.5)
+    except TimeoutError:
+        log.warning("http server cleanup timed out; exiting anyway")
+    if watchdog is not None:
+        watchdog.cancel()
+    await _release(store, publisher, subscriber)
+    notifier.close()
+    log.info("stopped: %d connections closed in %.2fs", closed, time.monotonic() - started)
+    return 0

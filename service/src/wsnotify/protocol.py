@@ -1,0 +1,273 @@
+"""Wire formats and input validation: pure functions, no I/O, tested without sockets.
+
+Everything a client or publisher can send is parsed here into small typed values, and
+everything the service sends is built here, so the formats live in exactly one place.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+MAX_TITLE = 500
+MAX_BODY = 10_000
+MAX_IDS = 1000
+MAX_USER_ID = 128
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 100
+MAX_PUBLISH_BYTES = 64 * 1024
+
+CHANNEL_PREFIX = "wsnotify"
+BROADCAST_CHANNEL = f"{CHANNEL_PREFIX}:broadcast"
+USER_CHANNEL_PATTERN = f"{CHANNEL_PREFIX}:user:*"
+_USER_CHANNEL_PREFIX = f"{CHANNEL_PREFIX}:user:"
+
+RESYNC = '{"type":"resync"}'
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+class ValidationError(ValueError):
+    """Client input is unusable; the message is safe to return in a 400 body."""
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One stored notification; ``user_id`` None means broadcast."""
+
+    id: int
+    user_id: str | None
+    title: str
+    body: str
+    data: dict[str, Any]
+    created_at: datetime
+
+    def to_api(self) -> dict[str, Any]:
+        """The object in REST listings (the WebSocket form minus ``type``)."""
+        return {
+            "id": self.id,
+            "user_id": self.user_id,
+            "title": self.title,
+            "body": self.body,
+            "data": self.data,
+            "created_at": self.created_at.isoformat(),
+        }
+
+    def to_frame_json(self) -> str:
+        """The WebSocket message, serialized once per publish and reused for every client."""
+        return _dumps({"type": "notification", **self.to_api()})
+
+
+def welcome(user_id: str) -> str:
+    return _dumps({"type": "welcome", "user_id": user_id})
+
+
+def user_channel(user_id: str) -> str:
+    return _USER_CHANNEL_PREFIX + user_id
+
+
+def user_from_channel(channel: str) -> str | None:
+    """The user id of a per-user channel, None for the broadcast channel."""
+    if channel.startswith(_USER_CHANNEL_PREFIX):
+        return channel[len(_USER_CHANNEL_PREFIX) :]
+    return None
+
+
+def encode_envelope(published_at: float, frame_json: str) -> bytes:
+    """Redis payload: publish time (for the latency metric) then the ready-made client message.
+
+    Subscribers split at the first newline and forward the rest untouched: no JSON parsing
+    on the fan-out path.
+    """
+    return f"{published_at:.6f}\n{frame_json}".encode()
+
+
+def decode_envelope(payload: bytes) -> tuple[float | None, bytes]:
+    head, sep, body = payload.partition(b"\n")
+    if not sep:
+        return None, payload
+    try:
+        return float(head), body
+    except ValueError:
+        return None, payload
+
+
+_PACK_LEN1 = struct.Struct("!BB").pack
+_PACK_LEN2 = struct.Struct("!BBH").pack
+_PACK_LEN3 = struct.Struct("!BBQ").pack
+
+
+def encode_text_frame(payload: bytes) -> bytes:
+    """An unmasked, uncompressed RFC 6455 text frame (server to client), FIN set.
+
+    Built once per fan-out and written as-is to every transport: the per-client cost is one
+    ``transport.write`` of shared bytes.
+    """
+    length = len(payload)
+    if length < 126:
+        header = _PACK_LEN1(0x81, length)
+    elif length < 65536:
+        header = _PACK_LEN2(0x81, 126, length)
+    else:
+        header = _PACK_LEN3(0x81, 127, length)
+    return header + payload
+
+
+@dataclass(frozen=True)
+class AuthMessage:
+    token: str
+
+
+@dataclass(frozen=True)
+class AckMessage:
+    ids: tuple[int, ...]
+
+
+def _ids(value: Any, name: str) -> tuple[int, ...]:
+    if not isinstance(value, list) or len(value) > MAX_IDS:
+        raise ValidationError(f"{name} must be a list of at most {MAX_IDS} notification ids")
+    ids = []
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, int) or not 0 < item < 2**63:
+            raise ValidationError(f"{name} must contain positive integer ids")
+        ids.append(item)
+    return tuple(dict.fromkeys(ids))
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _json_object(text: str | bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationError("body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise ValidationError("body must be a JSON object")
+    return value
+
+
+def parse_client_message(text: str) -> AuthMessage | AckMessage:
+    """Parse a client's WebSocket text message."""
+    message = _json_object(text)
+    kind = message.get("type")
+    if kind == "auth":
+        token = message.get("token")
+        if not isinstance(token, str):
+            raise ValidationError("auth message needs a string token")
+        return AuthMessage(token)
+    if kind == "ack":
+        return AckMessage(_ids(message.get("ids"), "ids"))
+    raise ValidationError("unknown message type")
+
+
+@dataclass(frozen=True)
+class PublishRequest:
+    """A validated publisher request; ``user_id`` None means broadcast."""
+
+    user_id: str | None
+    title: str
+    body: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def _text(message: Mapping[str, Any], name: str, limit: int, required: bool) -> str:
+    value = message.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise ValidationError(
+            f"{name} must be a non-empty string" if required else f"{name} must be a string"
+        )
+    if len(value) > limit:
+        raise ValidationError(f"{name} must be at most {limit} characters")
+    return value
+
+
+def parse_user_id(value: Any) -> str:
+    """Accept a string id, or an integer for clients of the old server that sent numbers."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value or len(value) > MAX_USER_ID:
+        raise ValidationError(
+            f"user_id must be a non-empty string of at most {MAX_USER_ID} characters"
+        )
+    return value
+
+
+def parse_publish(raw: bytes) -> PublishRequest:
+    """Validate a ``POST /api/notifications`` body (size already checked by the caller)."""
+    message = _json_object(raw)
+    broadcast = message.get("broadcast", False)
+    if not isinstance(broadcast, bool):
+        raise ValidationError("broadcast must be true or false")
+    has_user = message.get("user_id") is not None
+    if broadcast == has_user:
+        raise ValidationError('give exactly one of "user_id" or "broadcast": true')
+    user_id = None if broadcast else parse_user_id(message["user_id"])
+    data = message.get("data", {})
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValidationError("data must be a JSON object")
+    return PublishRequest(
+        user_id=user_id,
+        title=_text(message, "title", MAX_TITLE, required=True),
+        body=_text(message, "body", MAX_BODY, required=False),
+        data=data,
+    )
+
+
+@dataclass(frozen=True)
+class ReadRequest:
+    """Mark these ids read, or (``all``) everything visible to the user."""
+
+    ids: tuple[int, ...] = ()
+    all: bool = False
+
+
+def parse_read(raw: bytes) -> ReadRequest:
+    message = _json_object(raw)
+    if message.get("all") is True and "ids" not in message:
+        return ReadRequest(all=True)
+    if "ids" in message and "all" not in message:
+        return ReadRequest(ids=_ids(message["ids"], "ids"))
+    raise ValidationError('body must be {"ids": [...]} or {"all": true}')
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    unread: bool = False
+    after_id: int = 0
+    limit: int = DEFAULT_LIMIT
+
+
+def parse_list_query(query: Mapping[str, str]) -> ListQuery:
+    """Validate the query of ``GET /api/user/notifications``."""
+    unread_raw = query.get("unread", "false").lower()
+    if unread_raw not in ("true", "false", "1", "0"):
+        raise ValidationError("unread must be true or false")
+    try:
+        after_id = int(query.get("after_id", "0"))
+        limit = int(query.get("limit", str(DEFAULT_LIMIT)))
+    except ValueError:
+        raise ValidationError("after_id and limit must be integers") from None
+    if not 0 <= after_id < 2**63:
+        raise ValidationError("after_id must be a non-negative integer")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValidationError(f"limit must be between 1 and {MAX_LIMIT}")
+    return ListQuery(unread=unread_raw in ("true", "1"), after_id=after_id, limit=limit)
+
+
+def seconds_since(published_at: float | None, now: float) -> float | None:
+    """Publish-to-send latency, or None when unknown or nonsensical (clock skew)."""
+    if published_at is None or not math.isfinite(published_at):
+        return None
+    delta = now - published_at
+    return delta if delta >= 0 else None
