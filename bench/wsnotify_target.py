@@ -1,0 +1,208 @@
+"""wsnotify as a benchmark target: backends, two pinned processes, tokens, publishing.
+
+Everything here goes through the service's public interface (CLI, env, HTTP, /ws) as written in
+the contract, so the bench measures what an operator deploys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import backends
+import jwt
+import loadgen
+import procs
+from httpc import HttpClient
+from loadgen import Client, Target
+from procs import Server
+from stats import percentile
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
+
+
+class Wsnotify:
+    """Owns Redis, PostgreSQL and a pair of wsnotify processes (A publishes, B delivers)."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.python = str(VENV_PYTHON if VENV_PYTHON.exists() else Path(sys.executable))
+        self.jwt_secret = secrets.token_urlsafe(48)
+        self.publish_token = secrets.token_urlsafe(48)
+        self.backends: list[Server] = []
+        self.pair: list[Server] = []
+        self.http: dict[int, HttpClient] = {}
+        self.body = "x"
+        self.last_payload: bytes | None = None
+        self._starts = 0
+
+    # processes -------------------------------------------------------------------------------
+    def env(self, port: int) -> dict[str, str]:
+        redis, pg = self.backends
+        env = dict(os.environ)
+        env.update(
+            {
+                "DATABASE_URL": str(pg.extra["dsn"]),
+                "REDIS_URL": f"redis://127.0.0.1:{redis.port}/0",
+                "JWT_SECRET": self.jwt_secret,
+                "PUBLISH_TOKEN": self.publish_token,
+                "WSNOTIFY_HOST": "127.0.0.1",
+                "WSNOTIFY_PORT": str(port),
+                # Pings every 25 s would land inside measurements; the bench's windows are shorter.
+                "WSNOTIFY_PING_INTERVAL": "600",
+                # Node logs nothing per connection; a line per connect would be measured against it.
+                "WSNOTIFY_LOG_LEVEL": "warning",
+            }
+        )
+        return env
+
+    def start_backends(self) -> None:
+        probe = subprocess.run(
+            [self.python, "-c", "import wsnotify"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if probe.returncode != 0:
+            raise RuntimeError(
+                f"wsnotify is not importable by {self.python}: install it first "
+                f"(`{ROOT}/.venv/bin/pip install -e {ROOT}/service`): {probe.stderr.strip()[-300:]}"
+            )
+        self.backends.append(backends.start_redis(self.work))
+        self.backends.append(backends.start_postgres(self.work))
+        done = subprocess.run(
+            [self.python, "-m", "wsnotify", "migrate"],
+            env=self.env(0),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"wsnotify migrate failed ({done.returncode}): {done.stderr[-800:]}"
+            )
+
+    def start_pair(self) -> tuple[Server, Server]:
+        self._starts += 1
+        for name in ("A", "B"):
+            port = procs.free_port()
+            log = self.work / f"wsnotify-{name}-{self._starts}.log"
+            argv = [self.python, "-m", "wsnotify", "serve"]
+            server = procs.start_pinned(
+                f"wsnotify-{name}", argv, port, log, env=self.env(port)
+            )
+            self.pair.append(server)
+        for server in self.pair:
+            procs.wait_listening(server, timeout=30)
+            self.http[server.port] = HttpClient(server.port)
+        return self.pair[0], self.pair[1]
+
+    async def wait_healthy(self, timeout: float = 20.0) -> None:
+        for server in self.pair:
+            deadline = time.monotonic() + timeout
+            while True:
+                status, body = await self.http[server.port].request("GET", "/healthz")
+                if status == 200:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"{server.name} /healthz answered {status}: {body[:200]!r}"
+                    )
+                await asyncio.sleep(0.1)
+
+    async def stop_pair(self) -> None:
+        for server in self.pair:
+            await self.http.pop(server.port).close()
+            procs.stop(server)
+        self.pair.clear()
+
+    def stop_backends(self) -> None:
+        for server in self.pair:
+            procs.stop(server)
+        backends.stop_all(self.backends)
+        self.backends.clear()
+
+    # clients ---------------------------------------------------------------------------------
+    def token(self, user: str) -> str:
+        now = int(time.time())
+        claims = {"sub": user, "iat": now, "exp": now + 3600}
+        return jwt.encode(claims, self.jwt_secret, algorithm="HS256")
+
+    def target(self, server: Server, purpose: str, users: int = 0) -> Target:
+        """Clients authenticated by header; ``users`` > 0 cycles through that many users."""
+
+        def headers(i: int) -> dict[str, str]:
+            user = f"{purpose}-{i % users if users else i}"
+            return {"Authorization": f"Bearer {self.token(user)}"}
+
+        return Target(
+            port=server.port, path="/ws", headers_for=headers, want_welcome=True
+        )
+
+    # publishing ------------------------------------------------------------------------------
+    async def publish(self, server: Server, fields: dict[str, object]) -> None:
+        body = {"title": "bench", "body": self.body, "data": {}, **fields}
+        auth = {"Authorization": f"Bearer {self.publish_token}"}
+        status, text = await self.http[server.port].request(
+            "POST", "/api/notifications", body, auth
+        )
+        if status != 202:
+            raise RuntimeError(
+                f"{server.name} POST /api/notifications: {status} {text[:200]!r}"
+            )
+
+    async def publish_broadcast(self, server: Server) -> None:
+        await self.publish(server, {"broadcast": True})
+
+    async def calibrate(self, server: Server, clients: list[Client], size: int) -> None:
+        """Pad the body so a broadcast frame's payload is ``size`` bytes (warms the path too)."""
+        self.body = "x"
+        arrivals, _ = await loadgen.wait_arrivals(
+            clients, lambda: self.publish_broadcast(server), 30
+        )
+        overhead = len(arrivals.payload) - 1
+        self.body = "x" * max(1, size - overhead)
+        arrivals, _ = await loadgen.wait_arrivals(
+            clients, lambda: self.publish_broadcast(server), 30
+        )
+        message = json.loads(arrivals.payload)
+        if message.get("type") != "notification" or message.get("user_id") is not None:
+            raise RuntimeError(
+                f"unexpected broadcast message: {arrivals.payload[:200]!r}"
+            )
+        self.last_payload = arrivals.payload
+
+    async def cross_node(
+        self, a: Server, b: Server, probes: int, gap: float
+    ) -> dict[str, object]:
+        """Publish to a user through A's HTTP API; time until B delivers it over /ws."""
+        user = "probe"
+        probe = await loadgen.connect(self.target(b, user, users=1), 0)
+        latencies: list[float] = []
+        try:
+            for i in range(probes + 5):
+                arrivals, t0 = await loadgen.wait_arrivals(
+                    [probe], lambda: self.publish(a, {"user_id": f"{user}-0"}), 10
+                )
+                message = json.loads(arrivals.payload)
+                if message.get("user_id") != f"{user}-0":
+                    raise RuntimeError(f"probe got someone else's message: {message}")
+                if i >= 5:  # the first few warm caches and pools
+                    latencies.append((arrivals.last_ns - t0) / 1e6)
+                await asyncio.sleep(gap)
+        finally:
+            await loadgen.close_many([probe])
+        return {
+            "samples": len(latencies),
+            "p50_ms": percentile(latencies, 50),
+            "p99_ms": percentile(latencies, 99),
+            "max_ms": max(latencies),
+        }
