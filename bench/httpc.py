@@ -7,6 +7,7 @@ and a persistent connection so a publish costs one request, not a TCP setup as w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 
@@ -27,9 +28,7 @@ class HttpClient:
         headers: dict[str, str] | None = None,
     ) -> tuple[int, bytes]:
         """Send one request; returns (status, body). ``body`` objects are sent as JSON."""
-        return await asyncio.wait_for(
-            self._request(method, path, body, headers), self.timeout
-        )
+        return await asyncio.wait_for(self._request(method, path, body, headers), self.timeout)
 
     async def _request(
         self,
@@ -55,9 +54,7 @@ class HttpClient:
         data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + raw
         for attempt in (1, 2):
             if self._writer is None or self._writer.is_closing():
-                self._reader, self._writer = await asyncio.open_connection(
-                    "127.0.0.1", self.port
-                )
+                self._reader, self._writer = await asyncio.open_connection("127.0.0.1", self.port)
             assert self._reader is not None
             self._writer.write(data)
             try:
@@ -78,7 +75,8 @@ class HttpClient:
         for line in text.split("\r\n")[1:]:
             name, _, value = line.partition(":")
             fields[name.strip().lower()] = value.strip()
-        if fields.get("transfer-encoding", "").lower() == "chunked":
+        chunked = fields.get("transfer-encoding", "").lower() == "chunked"
+        if chunked:
             body = b""
             while True:
                 size = int((await self._reader.readuntil(b"\r\n")).split(b";")[0], 16)
@@ -89,20 +87,15 @@ class HttpClient:
         elif "content-length" in fields:
             body = await self._reader.readexactly(int(fields["content-length"]))
         else:
-            body = await self._reader.read()
-        if (
-            fields.get("connection", "").lower() == "close"
-            or "content-length" not in fields
-            and (fields.get("transfer-encoding", "").lower() != "chunked")
-        ):
+            body = await self._reader.read()  # delimited by the server closing
+        delimited_by_close = not chunked and "content-length" not in fields
+        if delimited_by_close or fields.get("connection", "").lower() == "close":
             await self.close()
         return status, body
 
     async def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
-            try:
+            with contextlib.suppress(ConnectionError):
                 await self._writer.wait_closed()
-            except ConnectionError:
-                pass
         self._reader = self._writer = None

@@ -42,10 +42,10 @@ class Arrivals:
 class Client(asyncio.Protocol):
     """One connection. ``request`` None means raw TCP (the floor): open as soon as connected."""
 
-    def __init__(self, request: bytes | None, accept: str, want_welcome: bool) -> None:
+    def __init__(self, request: bytes | None, key: str, want_welcome: bool) -> None:
         loop = asyncio.get_running_loop()
         self.request = request
-        self.accept = accept
+        self.key = key
         self.want_welcome = want_welcome
         self.opened: asyncio.Future[None] = loop.create_future()
         self.closed: asyncio.Future[None] = loop.create_future()
@@ -66,35 +66,31 @@ class Client(asyncio.Protocol):
             transport.write(self.request)
 
     def data_received(self, data: bytes) -> None:
+        # Stamp first: the time the bytes reached us, not when we finished decoding them.
+        now = time.perf_counter_ns() if self.arrivals is not None else 0
         self.buf += data
         if self.handshaking:
             end = self.buf.find(b"\r\n\r\n")
             if end < 0:
                 return
-            head = bytes(self.buf[:end]).decode("latin-1")
+            head = bytes(self.buf[:end])
             del self.buf[: end + 4]
             self.handshaking = False
-            status = head.split("\r\n", 1)[0]
-            if " 101 " not in status + " ":
-                self._fail(f"upgrade refused: {status!r}")
-                return
-            if self.accept.encode() not in head.encode("latin-1"):
-                self._fail("Sec-WebSocket-Accept does not match the key")
+            problem = wsframes.check_upgrade(head, self.key)
+            if problem is not None:
+                self._fail(problem)
                 return
             if not self.want_welcome and not self.opened.done():
                 self.opened.set_result(None)
-        self._frames()
+        try:
+            self._frames(now)
+        except wsframes.ProtocolError as exc:
+            self._fail(f"protocol error from the server: {exc}")
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.opened.done():
-            why = (
-                f"close code {self.close_code}"
-                if self.close_code
-                else f"{exc or 'EOF'}"
-            )
-            self.opened.set_exception(
-                ConnectionError(f"connection lost before open: {why}")
-            )
+            why = f"close code {self.close_code}" if self.close_code else f"{exc or 'EOF'}"
+            self.opened.set_exception(ConnectionError(f"connection lost before open: {why}"))
         if not self.closed.done():
             self.closed.set_result(None)
 
@@ -102,7 +98,7 @@ class Client(asyncio.Protocol):
         return False  # let the transport close; connection_lost follows
 
     # frames ------------------------------------------------------------------------------
-    def _frames(self) -> None:
+    def _frames(self, now: int) -> None:
         while True:
             parsed = wsframes.parse_frame(self.buf)
             if parsed is None:
@@ -110,27 +106,26 @@ class Client(asyncio.Protocol):
             opcode, payload, used = parsed
             del self.buf[:used]
             if opcode == wsframes.OP_TEXT:
-                self._text(payload)
+                self._text(payload, now)
             elif opcode == wsframes.OP_PING and self.transport is not None:
                 self.transport.write(wsframes.encode_frame(wsframes.OP_PONG, payload))
             elif opcode == wsframes.OP_CLOSE:
-                self.close_code = (
-                    int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
-                )
+                self.close_code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
                 if self.transport is not None and not self.transport.is_closing():
                     self.transport.write(wsframes.close_frame(1000))
 
-    def _text(self, payload: bytes) -> None:
+    def _text(self, payload: bytes, now: int) -> None:
         if not self.opened.done():
             self.opened.set_result(None)  # the welcome message
             return
         if self.arrivals is not None:
             arrivals, self.arrivals = self.arrivals, None
-            arrivals.hit(time.perf_counter_ns(), payload)
+            arrivals.hit(now or time.perf_counter_ns(), payload)
         if self.keep_texts:
             self.texts.append(payload)
 
     def _fail(self, why: str) -> None:
+        self.handshaking = False
         if not self.opened.done():
             self.opened.set_exception(ConnectionError(why))
         if self.transport is not None:
@@ -165,16 +160,15 @@ async def connect(target: Target, index: int, timeout: float = 10.0) -> Client:
     """Open one client and wait until it is usable (101, plus welcome when expected)."""
     loop = asyncio.get_running_loop()
     if target.path is None:
-        request, accept = None, ""
+        request, key = None, ""
     else:
         key = wsframes.new_key()
-        accept = wsframes.accept_for(key)
         request = wsframes.upgrade_request(
             "127.0.0.1", target.port, target.path, key, target.headers_for(index)
         )
     _transport, client = await asyncio.wait_for(
         loop.create_connection(
-            lambda: Client(request, accept, target.want_welcome),
+            lambda: Client(request, key, target.want_welcome),
             "127.0.0.1",
             target.port,
         ),
@@ -221,9 +215,7 @@ async def close_many(clients: list[Client], timeout: float = 10.0) -> None:
                     c.abort()
 
 
-async def handshake_loop(
-    target: Target, seconds: float, concurrency: int
-) -> tuple[int, int, str]:
+async def handshake_loop(target: Target, seconds: float, concurrency: int) -> tuple[int, int, str]:
     """Open, (welcome,) clean close, repeat, for ``seconds``.
 
     Returns (completed, failed, first failure's text). A handshake counts once the server has
@@ -245,9 +237,7 @@ async def handshake_loop(
                 done[1] += 1
                 first_error.append(f"{type(exc).__name__}: {exc}")
                 if done[1] > 50 and done[1] > done[0]:
-                    raise RuntimeError(
-                        f"handshakes mostly failing: {first_error[0]}"
-                    ) from exc
+                    raise RuntimeError(f"handshakes mostly failing: {first_error[0]}") from exc
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return done[0], done[1], first_error[0] if first_error else ""

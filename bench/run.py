@@ -28,19 +28,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import uvloop
-
-BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH))
-
 import loadgen
 import procs
+import uvloop
 import wsframes
 from httpc import HttpClient
 from loadgen import Target
 from procs import Server
 from stats import median
 from wsnotify_target import Wsnotify
+
+BENCH = Path(__file__).resolve().parent  # run as a script, so its directory is on sys.path
 
 PAYLOAD_BYTES = 200
 
@@ -101,9 +99,7 @@ class Params:
 # --- measurements shared by all servers -------------------------------------------------------
 
 
-async def measure_handshakes(
-    server: Server, target: Target, p: Params
-) -> dict[str, float]:
+async def measure_handshakes(server: Server, target: Target, p: Params) -> dict[str, float]:
     """Handshakes completed per CPU-second the server process spent (user+system, all threads)."""
     await loadgen.handshake_loop(target, p.handshake_warmup, p.handshake_concurrency)
     cpu0, wall0 = procs.cpu_seconds(server.pid), time.monotonic()
@@ -112,9 +108,7 @@ async def measure_handshakes(
     )
     cpu, wall = procs.cpu_seconds(server.pid) - cpu0, time.monotonic() - wall0
     if ok == 0 or cpu <= 0:
-        raise RuntimeError(
-            f"{server.name}: no handshake completed ({failed} failed: {error})"
-        )
+        raise RuntimeError(f"{server.name}: no handshake completed ({failed} failed: {error})")
     return {
         "handshakes": ok,
         "failed": failed,
@@ -125,9 +119,7 @@ async def measure_handshakes(
     }
 
 
-async def open_idle(
-    server: Server, target: Target, p: Params
-) -> tuple[dict[str, float], list]:
+async def open_idle(server: Server, target: Target, p: Params) -> tuple[dict[str, float], list]:
     """Open ``p.conns`` idle clients; RSS growth per connection from /proc/PID/status."""
     warm = await loadgen.open_many(target, 4, 4)  # load lazily imported code first
     await loadgen.close_many(warm)
@@ -147,9 +139,7 @@ async def open_idle(
     }, clients
 
 
-async def fanout(
-    clients: list, trigger, repeats: int, timeout: float = 30.0
-) -> dict[str, float]:
+async def fanout(clients: list, trigger, repeats: int, timeout: float = 30.0) -> dict[str, float]:
     """Median over ``repeats`` of trigger->last arrival and first->last arrival, in ms."""
     to_last, spread, sizes = [], [], []
     for _ in range(repeats):
@@ -191,9 +181,7 @@ async def pass_node(work: Path, p: Params, payload: bytes) -> dict:
     """Node ws: idle RSS, (for context) its own broadcast, then handshakes."""
     script = BENCH / "node_ws_server.js"
     if not (BENCH / "node_modules" / "ws" / "package.json").exists():
-        raise RuntimeError(
-            "bench/node_modules is missing: run `npm ci --prefix bench` first"
-        )
+        raise RuntimeError("bench/node_modules is missing: run `npm ci --prefix bench` first")
     port = procs.free_port()
     server = procs.start_pinned(
         "node-ws",
@@ -239,9 +227,7 @@ async def pass_raw(work: Path, p: Params, frame: bytes) -> dict:
     server = procs.start_pinned("raw-floor", argv, port, work / "raw.log")
     try:
         procs.wait_listening(server)
-        clients = await loadgen.open_many(
-            Target(port=port, path=None), p.conns, p.open_concurrency
-        )
+        clients = await loadgen.open_many(Target(port=port, path=None), p.conns, p.open_concurrency)
         reader, writer = await asyncio.open_connection("127.0.0.1", ctl_port)
         try:
             deadline = time.monotonic() + 10
@@ -250,9 +236,7 @@ async def pass_raw(work: Path, p: Params, frame: bytes) -> dict:
                 if int(await reader.readline()) >= len(clients):
                     break
                 if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        "raw floor server did not accept every client in 10 s"
-                    )
+                    raise RuntimeError("raw floor server did not accept every client in 10 s")
                 await asyncio.sleep(0.05)
             loops: list[float] = []
 
@@ -261,9 +245,7 @@ async def pass_raw(work: Path, p: Params, frame: bytes) -> dict:
                 _ok, sent, ns = (await reader.readline()).split()
                 loops.append(int(ns) / 1e6)
                 if int(sent) != len(clients):
-                    raise RuntimeError(
-                        f"raw floor sent to {int(sent)} of {len(clients)}"
-                    )
+                    raise RuntimeError(f"raw floor sent to {int(sent)} of {len(clients)}")
 
             out = {"fanout": await fanout(clients, trigger, p.fanout_repeats)}
             out["fanout"]["server_send_loop_ms"] = median(loops)
@@ -282,13 +264,11 @@ async def pass_wsnotify(ws: Wsnotify, p: Params) -> dict:
     a, b = ws.start_pair()
     try:
         await ws.wait_healthy()
-        out: dict = {"handshakes": await measure_handshakes(a, ws.target(a, "hs"), p)}
+        out: dict = {"handshakes": await measure_handshakes(a, ws.target(a, "hs", users=2000), p)}
         out["idle"], clients = await open_idle(b, ws.target(b, "idle"), p)
         try:
             await ws.calibrate(b, clients, PAYLOAD_BYTES)
-            out["fanout"] = await fanout(
-                clients, lambda: ws.publish_broadcast(b), p.fanout_repeats
-            )
+            out["fanout"] = await fanout(clients, lambda: ws.publish_broadcast(b), p.fanout_repeats)
             out["cross_node"] = await ws.cross_node(a, b, p.probes, p.probe_gap)
         finally:
             await loadgen.close_many(clients)
@@ -327,9 +307,7 @@ async def run_all(p: Params, only: set[str], work: Path) -> dict:
                 else:
                     assert ws is not None
                     result[name] = await pass_wsnotify(ws, p)
-                    payload = (
-                        ws.last_payload or payload
-                    )  # baselines then send the same bytes
+                    payload = ws.last_payload or payload  # baselines then send the same bytes
                 result[name]["pass_s"] = round(time.monotonic() - t0, 1)
                 print(
                     f"  round {r + 1}/{p.rounds}: {name} done in {result[name]['pass_s']} s",
@@ -384,9 +362,7 @@ def summarise(rounds: list[dict]) -> dict:
         "fanout": (s["ratio_fanout"], lambda v: v <= 1.5),
         "cross_node_p99": (s["ws_cross_p99_ms"], lambda v: v <= 10.0),
     }
-    s["goals_met"] = {
-        k: (None if v is None else bool(ok(v))) for k, (v, ok) in goals.items()
-    }
+    s["goals_met"] = {k: (None if v is None else bool(ok(v))) for k, (v, ok) in goals.items()}
     return s
 
 
@@ -463,8 +439,7 @@ def table(s: dict, conns: int) -> str:
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(6)]
     lines = [
-        "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
-        for r in rows
+        "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows
     ]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
@@ -512,24 +487,12 @@ def check_smoke(results: dict, only: set[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
-    ap.add_argument(
-        "--smoke", action="store_true", help="small counts, asserts sanity (~1 min)"
-    )
-    ap.add_argument(
-        "--conns", type=int, help="connections for figures 2-4 (default 10000)"
-    )
-    ap.add_argument(
-        "--rounds", type=int, help="rounds, each server once per round (default 3)"
-    )
-    ap.add_argument(
-        "--only", default="node,raw,wsnotify", help="comma-separated subset"
-    )
-    ap.add_argument(
-        "--out", type=Path, default=BENCH / "results", help="where JSON goes"
-    )
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--smoke", action="store_true", help="small counts, asserts sanity (~1 min)")
+    ap.add_argument("--conns", type=int, help="connections for figures 2-4 (default 10000)")
+    ap.add_argument("--rounds", type=int, help="rounds, each server once per round (default 3)")
+    ap.add_argument("--only", default="node,raw,wsnotify", help="comma-separated subset")
+    ap.add_argument("--out", type=Path, default=BENCH / "results", help="where JSON goes")
     args = ap.parse_args(argv)
     only = {x.strip() for x in args.only.split(",") if x.strip()}
     unknown = only - {"node", "raw", "wsnotify"}

@@ -1,105 +1,58 @@
-"""Client-side WebSocket wire format for the load generator, kept in one small place.
+"""The load generator's view of the WebSocket wire format: a thin adapter, no second protocol.
 
-Why here: the project's one client implementation is meant to live in module_utils/websocket.py
-(stdlib, pure functions). Until it exists this module carries the few pure functions the load
-generator needs; once it does, these names are bound to it so there is a single handshake/framing
-implementation (see ``_bind_module_utils``). Everything here is pure (no I/O) so it is cheap to
-call from protocol callbacks on a hot path.
+Why: the project has one client-side implementation, module_utils/websocket.py (stdlib, pure
+functions). The bench reuses its handshake and framing functions, so a bug there shows up here
+too and is fixed once. This adapter only narrows them to what the load generator needs and
+keeps the hot path (one frame per callback) free of per-call setup.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import os
-import struct
+import sys
+from pathlib import Path
 
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+# module_utils/ lives at the project root, which is not on sys.path when bench/ runs.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-OP_TEXT = 0x1
-OP_CLOSE = 0x8
-OP_PING = 0x9
-OP_PONG = 0xA
+from module_utils import websocket as ws
 
+OP_TEXT = ws.OP_TEXT
+OP_CLOSE = ws.OP_CLOSE
+OP_PING = ws.OP_PING
+OP_PONG = ws.OP_PONG
+ProtocolError = ws.ProtocolError
 
-def new_key() -> str:
-    """A random Sec-WebSocket-Key (16 random bytes, base64)."""
-    return base64.b64encode(os.urandom(16)).decode("ascii")
-
-
-def accept_for(key: str) -> str:
-    """The Sec-WebSocket-Accept value a conforming server must answer for ``key``."""
-    return base64.b64encode(hashlib.sha1(key.encode("ascii") + GUID).digest()).decode(
-        "ascii"
-    )
+new_key = ws.generate_key
+accept_for = ws.compute_accept
 
 
-def upgrade_request(
-    host: str, port: int, path: str, key: str, headers: dict[str, str]
-) -> bytes:
+def upgrade_request(host: str, port: int, path: str, key: str, headers: dict[str, str]) -> bytes:
     """The HTTP/1.1 upgrade request; no extension is offered (compression stays off)."""
-    lines = [
-        f"GET {path} HTTP/1.1",
-        f"Host: {host}:{port}",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        f"Sec-WebSocket-Key: {key}",
-        "Sec-WebSocket-Version: 13",
-    ]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return ws.build_upgrade_request(ws.WsUrl("ws", host, port, path), key, headers=headers)
+
+
+def check_upgrade(head: bytes, key: str) -> str | None:
+    """None when ``head`` (status line + headers) is a valid 101 for ``key``, else why not."""
+    response = ws.parse_http_response(head)
+    if response.status != 101:
+        return f"upgrade refused: {response.status} {response.reason}"
+    _accept_ok, problems = ws.validate_upgrade_response(response, key)
+    return "; ".join(problems) or None
 
 
 def encode_frame(opcode: int, payload: bytes, mask: bool = True) -> bytes:
-    """One final frame; clients must mask (RFC 6455 5.3), servers must not."""
-    length = len(payload)
-    head = bytes([0x80 | opcode])
-    mbit = 0x80 if mask else 0
-    if length < 126:
-        head += bytes([mbit | length])
-    elif length < 65536:
-        head += bytes([mbit | 126]) + struct.pack("!H", length)
-    else:
-        head += bytes([mbit | 127]) + struct.pack("!Q", length)
-    if not mask:
-        return head + payload
-    key = os.urandom(4)
-    masked = bytes(b ^ key[i & 3] for i, b in enumerate(payload))
-    return head + key + masked
+    """One final frame; clients mask (RFC 6455 5.3), the raw floor's server frame does not."""
+    return ws.encode_frame(opcode, payload, mask=mask)
 
 
-def close_frame(code: int = 1000, reason: bytes = b"") -> bytes:
-    """A masked client close frame."""
-    return encode_frame(OP_CLOSE, struct.pack("!H", code) + reason)
+def close_frame(code: int = 1000) -> bytes:
+    """A masked client close frame with ``code``."""
+    return ws.encode_frame(ws.OP_CLOSE, ws.encode_close_payload(code))
 
 
 def parse_frame(buf: bytes | bytearray) -> tuple[int, bytes, int] | None:
-    """Parse one unmasked server frame at the start of ``buf``.
-
-    Returns (opcode, payload, bytes consumed), or None while the frame is incomplete.
-    Fragmented messages are not expected from the servers under test (each notification
-    is one small frame), so FIN is not tracked.
-    """
-    if len(buf) < 2:
+    """(opcode, payload, bytes consumed) of the first frame in ``buf``, None while partial."""
+    frame, used = ws.decode_frame(buf)
+    if frame is None:
         return None
-    opcode = buf[0] & 0x0F
-    length = buf[1] & 0x7F
-    pos = 2
-    if length == 126:
-        if len(buf) < 4:
-            return None
-        length = struct.unpack_from("!H", buf, 2)[0]
-        pos = 4
-    elif length == 127:
-        if len(buf) < 10:
-            return None
-        length = struct.unpack_from("!Q", buf, 2)[0]
-        pos = 10
-    if buf[1] & 0x80:
-        pos += (
-            4  # a masked server frame is a protocol error; skip the key to stay in sync
-        )
-    end = pos + length
-    if len(buf) < end:
-        return None
-    return opcode, bytes(buf[pos:end]), end
+    return frame.opcode, frame.payload, used

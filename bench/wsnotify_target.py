@@ -7,15 +7,20 @@ the contract, so the bench measures what an operator deploys.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib.util
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
-import backends
 import jwt
 import loadgen
 import procs
@@ -26,6 +31,30 @@ from stats import percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
+BACKENDS = ROOT / "service" / "tests" / "backends.py"
+
+
+def _load_backends() -> ModuleType:
+    """The service tests' real Redis/PostgreSQL helpers: one way to start them in the project."""
+    spec = importlib.util.spec_from_file_location("wsnotify_test_backends", BACKENDS)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot load {BACKENDS}: is service/ checked out?")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextlib.contextmanager
+def _on_server_core() -> Iterator[None]:
+    """Run a block with this process pinned to the server core, so children started in it
+    (Redis, PostgreSQL and every backend it forks later) inherit that core."""
+    before = os.sched_getaffinity(0)
+    if (os.cpu_count() or 1) > procs.SERVER_CORE:
+        os.sched_setaffinity(0, {procs.SERVER_CORE})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 class Wsnotify:
@@ -36,21 +65,25 @@ class Wsnotify:
         self.python = str(VENV_PYTHON if VENV_PYTHON.exists() else Path(sys.executable))
         self.jwt_secret = secrets.token_urlsafe(48)
         self.publish_token = secrets.token_urlsafe(48)
-        self.backends: list[Server] = []
+        self.redis: object | None = None
+        self.postgres: object | None = None
+        self.pg_dir: str | None = None
         self.pair: list[Server] = []
         self.http: dict[int, HttpClient] = {}
         self.body = "x"
         self.last_payload: bytes | None = None
         self._starts = 0
+        self._tokens: dict[str, str] = {}
 
     # processes -------------------------------------------------------------------------------
     def env(self, port: int) -> dict[str, str]:
-        redis, pg = self.backends
-        env = dict(os.environ)
+        # systemd's variables would make the service notify or arm a watchdog it has no use for.
+        drop = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "NEXTAUTH_SECRET")
+        env = {k: v for k, v in os.environ.items() if k not in drop}
         env.update(
             {
-                "DATABASE_URL": str(pg.extra["dsn"]),
-                "REDIS_URL": f"redis://127.0.0.1:{redis.port}/0",
+                "DATABASE_URL": self.postgres.url,  # type: ignore[union-attr]
+                "REDIS_URL": self.redis.url,  # type: ignore[union-attr]
                 "JWT_SECRET": self.jwt_secret,
                 "PUBLISH_TOKEN": self.publish_token,
                 "WSNOTIFY_HOST": "127.0.0.1",
@@ -75,20 +108,23 @@ class Wsnotify:
                 f"wsnotify is not importable by {self.python}: install it first "
                 f"(`{ROOT}/.venv/bin/pip install -e {ROOT}/service`): {probe.stderr.strip()[-300:]}"
             )
-        self.backends.append(backends.start_redis(self.work))
-        self.backends.append(backends.start_postgres(self.work))
+        backends = _load_backends()
+        # PostgreSQL runs as the postgres user: its directory must be reachable by it, which a
+        # fresh mkdtemp() is (the helper hands it over) and the bench's own work dir is not.
+        self.pg_dir = tempfile.mkdtemp(prefix="wsnotify-bench-pg-")
+        with _on_server_core():
+            self.redis = backends.start_redis(self.work / "redis", backends.free_port())
+            self.postgres = backends.start_postgres(self.pg_dir, backends.free_port())
         done = subprocess.run(
             [self.python, "-m", "wsnotify", "migrate"],
-            env=self.env(0),
+            env=self.env(3002),
             capture_output=True,
             text=True,
             timeout=60,
             check=False,
         )
         if done.returncode != 0:
-            raise RuntimeError(
-                f"wsnotify migrate failed ({done.returncode}): {done.stderr[-800:]}"
-            )
+            raise RuntimeError(f"wsnotify migrate failed ({done.returncode}): {done.stderr[-800:]}")
 
     def start_pair(self) -> tuple[Server, Server]:
         self._starts += 1
@@ -96,9 +132,7 @@ class Wsnotify:
             port = procs.free_port()
             log = self.work / f"wsnotify-{name}-{self._starts}.log"
             argv = [self.python, "-m", "wsnotify", "serve"]
-            server = procs.start_pinned(
-                f"wsnotify-{name}", argv, port, log, env=self.env(port)
-            )
+            server = procs.start_pinned(f"wsnotify-{name}", argv, port, log, env=self.env(port))
             self.pair.append(server)
         for server in self.pair:
             procs.wait_listening(server, timeout=30)
@@ -113,9 +147,7 @@ class Wsnotify:
                 if status == 200:
                     break
                 if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"{server.name} /healthz answered {status}: {body[:200]!r}"
-                    )
+                    raise RuntimeError(f"{server.name} /healthz answered {status}: {body[:200]!r}")
                 await asyncio.sleep(0.1)
 
     async def stop_pair(self) -> None:
@@ -127,25 +159,36 @@ class Wsnotify:
     def stop_backends(self) -> None:
         for server in self.pair:
             procs.stop(server)
-        backends.stop_all(self.backends)
-        self.backends.clear()
+        for backend in (self.postgres, self.redis):
+            if backend is not None:
+                backend.stop()  # type: ignore[attr-defined]
+        self.postgres = self.redis = None
+        if self.pg_dir is not None:
+            shutil.rmtree(self.pg_dir, ignore_errors=True)
+            self.pg_dir = None
 
     # clients ---------------------------------------------------------------------------------
     def token(self, user: str) -> str:
-        now = int(time.time())
-        claims = {"sub": user, "iat": now, "exp": now + 3600}
-        return jwt.encode(claims, self.jwt_secret, algorithm="HS256")
+        """A valid HS256 token for ``user``, minted once: the load generator's core is
+        better spent on connections than on re-signing the same claims."""
+        token = self._tokens.get(user)
+        if token is None:
+            now = int(time.time())
+            claims = {"sub": user, "iat": now, "exp": now + 3600}
+            token = self._tokens[user] = jwt.encode(claims, self.jwt_secret, algorithm="HS256")
+        return token
 
     def target(self, server: Server, purpose: str, users: int = 0) -> Target:
-        """Clients authenticated by header; ``users`` > 0 cycles through that many users."""
+        """Clients authenticated by header; ``users`` > 0 cycles through that many users
+        (minted up front), 0 gives every connection its own user."""
+        for i in range(users):
+            self.token(f"{purpose}-{i}")
 
         def headers(i: int) -> dict[str, str]:
             user = f"{purpose}-{i % users if users else i}"
             return {"Authorization": f"Bearer {self.token(user)}"}
 
-        return Target(
-            port=server.port, path="/ws", headers_for=headers, want_welcome=True
-        )
+        return Target(port=server.port, path="/ws", headers_for=headers, want_welcome=True)
 
     # publishing ------------------------------------------------------------------------------
     async def publish(self, server: Server, fields: dict[str, object]) -> None:
@@ -155,9 +198,7 @@ class Wsnotify:
             "POST", "/api/notifications", body, auth
         )
         if status != 202:
-            raise RuntimeError(
-                f"{server.name} POST /api/notifications: {status} {text[:200]!r}"
-            )
+            raise RuntimeError(f"{server.name} POST /api/notifications: {status} {text[:200]!r}")
 
     async def publish_broadcast(self, server: Server) -> None:
         await self.publish(server, {"broadcast": True})
@@ -175,14 +216,10 @@ class Wsnotify:
         )
         message = json.loads(arrivals.payload)
         if message.get("type") != "notification" or message.get("user_id") is not None:
-            raise RuntimeError(
-                f"unexpected broadcast message: {arrivals.payload[:200]!r}"
-            )
+            raise RuntimeError(f"unexpected broadcast message: {arrivals.payload[:200]!r}")
         self.last_payload = arrivals.payload
 
-    async def cross_node(
-        self, a: Server, b: Server, probes: int, gap: float
-    ) -> dict[str, object]:
+    async def cross_node(self, a: Server, b: Server, probes: int, gap: float) -> dict[str, object]:
         """Publish to a user through A's HTTP API; time until B delivers it over /ws."""
         user = "probe"
         probe = await loadgen.connect(self.target(b, user, users=1), 0)
