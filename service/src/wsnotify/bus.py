@@ -36,13 +36,17 @@ BACKOFF_MAX = 5.0
 
 
 def redis_client(url: str, *, for_pubsub: bool = False) -> aioredis.Redis:
-    """A client that fails fast: callers decide about retries, nothing hangs a request."""
+    """A client that fails fast, so nothing hangs a request.
+
+    Commands get one immediate retry on a fresh connection (the pooled one may have died with
+    a Redis restart); the subscriber gets none, because its reconnects must be seen.
+    """
     return aioredis.Redis.from_url(
         url,
         socket_connect_timeout=2.0,
         socket_timeout=None if for_pubsub else 2.0,
         socket_keepalive=True,
-        retry=Retry(NoBackoff(), 0),
+        retry=Retry(NoBackoff(), 0 if for_pubsub else 1),
         decode_responses=False,
     )
 

@@ -142,17 +142,30 @@ async def close_socket(
     reason: bytes,
     grace: float = CLOSE_GRACE,
 ) -> None:
-    """Send a close frame and wait up to ``grace`` for the client's answer, then cut the socket.
+    """Send a close frame, give the client ``grace`` seconds, then cut the socket if needed.
 
-    ``drain=False``: a client that does not read must not make us wait on its buffer; and the
-    final abort frees that buffer instead of holding it until the kernel gives up.
+    ``drain=False``: a client that does not read must not make us wait on its buffer. If the
+    buffer has not drained by the deadline, the transport is aborted: that frees the memory
+    instead of holding it for as long as the peer keeps the TCP connection open.
     """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
     clean = False
     try:
         await asyncio.wait_for(ws.close(code=code, message=reason, drain=False), grace)
         clean = True
     except Exception:  # timeout or a broken transport: either way, cut it below
         pass
+    try:
+        while clean and _buffered(transport) and loop.time() < deadline:
+            await asyncio.sleep(0.05)
     finally:
-        if not clean:
+        if not clean or _buffered(transport):
             transport.abort()
+
+
+def _buffered(transport: asyncio.BaseTransport) -> int:
+    try:
+        return transport.get_write_buffer_size()  # type: ignore[attr-defined]
+    except Exception:  # already torn down
+        return 0
