@@ -38,6 +38,11 @@ class PlaybookRun:
         return self.by_name[name]["status"]
 
 
+def task(name: str, module: str, args: dict, **keywords) -> dict:
+    """One task calling ``module`` with ``args``; ``keywords`` are task keywords (check_mode...)."""
+    return {"name": name, module: args, **keywords}
+
+
 def run_tasks(tasks: list[dict], workdir: Path, extra_args: list[str] | None = None) -> PlaybookRun:
     """Run ``tasks`` (module calls as dicts) in one play on localhost with the system Python.
 

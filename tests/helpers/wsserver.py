@@ -10,7 +10,8 @@ so a bug in the client cannot hide behind the same bug in the server. It runs in
 - POST /api/notifications with ``Authorization: Bearer <publish_token>`` -> 202 {"id": N} and
   delivery of ``{"type":"notification",...}`` to the user's sockets (or all, for broadcast).
 Misbehaviours for failure tests: ``accept_mode="wrong"`` (101 with a wrong Sec-WebSocket-Accept),
-``deliver=False`` (publisher accepts, nothing is delivered).
+``delivery="none"`` (publisher accepts, nothing is delivered), ``delivery="mangled"`` (what is
+delivered lost its body and data, as a broken serializer would do).
 """
 
 from __future__ import annotations
@@ -108,18 +109,20 @@ class WsNotifyTestServer:
         port: int = 0,
         auth_timeout: float = 1.0,
         accept_mode: str = "correct",
-        deliver: bool = True,
+        delivery: str = "normal",
     ) -> None:
         self.jwt_secret = jwt_secret
         self.publish_token = publish_token
         self.port = port
         self.auth_timeout = auth_timeout
         self.accept_mode = accept_mode
-        self.deliver = deliver
+        self.delivery = delivery
         self.sessions: list[Session] = []
         self.published: list[dict] = []
         self.acks: list[int] = []
         self.requests: list[tuple[str, str, dict]] = []
+        # Called with (method, target) for every request: lets a test react to a playbook step.
+        self.on_request = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
         self._thread: threading.Thread | None = None
@@ -178,7 +181,11 @@ class WsNotifyTestServer:
     # -- HTTP
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            first = await asyncio.wait_for(reader.readexactly(1), 5)
+            if not first.isalpha():  # e.g. a TLS ClientHello: answer like an HTTP server does
+                writer.write(http_response(400, "Bad Request", b"Invalid method encountered"))
+                return
+            head = first + await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
             lines = head.decode("latin-1").split("\r\n")
             method, target, _version = lines[0].split(" ", 2)
             headers = {}
@@ -187,6 +194,8 @@ class WsNotifyTestServer:
                     k, v = line.split(":", 1)
                     headers[k.strip().lower()] = v.strip()
             self.requests.append((method, target, headers))
+            if self.on_request is not None:
+                self.on_request(method, target)
             path = urlsplit(target).path
             if method == "GET" and path == "/ws":
                 await self._websocket(reader, writer, target, headers)
@@ -240,10 +249,12 @@ class WsNotifyTestServer:
         }
         self.published.append(note)
         json_reply(202, "Accepted", {"id": nid})
-        if self.deliver:
-            for s in list(self.sessions):
-                if broadcast or s.user_id == note["user_id"]:
-                    s.send_json(note)
+        if self.delivery == "none":
+            return
+        sent = note if self.delivery == "normal" else {**note, "body": "", "data": {}}
+        for s in list(self.sessions):
+            if broadcast or s.user_id == note["user_id"]:
+                s.send_json(sent)
 
     # -- WebSocket
     async def _websocket(self, reader, writer, target: str, headers: dict) -> None:

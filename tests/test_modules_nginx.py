@@ -1,0 +1,216 @@
+"""Both modules through a REAL nginx with a self-signed certificate made by the openssl CLI.
+
+One nginx process, several server blocks on free 127.0.0.1 ports, each a known-good or a known-bad
+site as operators meet them:
+  good       wss proxy of /ws (Upgrade/Connection forwarded) and /api/
+  no_ws      the site without its /ws location            -> 404 from nginx
+  no_upgrade /ws proxied without Upgrade/Connection headers -> the backend's refusal, through nginx
+  down       /ws proxied to a port where nothing listens   -> 502
+  other      a certificate for another host name
+Upstream is the wsnotify stand-in of helpers/wsserver.py.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers.ansible_run import run_tasks, task
+from helpers.nginx import NginxProcess
+from helpers.ports import free_port
+
+from module_utils.wsnotify_jwt import mint_token
+
+UPGRADE = """proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "upgrade";
+            proxy_set_header Host $host;
+            proxy_read_timeout 60s;"""
+
+
+def site(port: int, cert, key, locations: str) -> str:
+    return f"""
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        server_name localhost;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+{locations}
+    }}"""
+
+
+def nginx_config(ports: dict[str, int], upstream: int, dead: int, tls: dict) -> str:
+    up = f"http://127.0.0.1:{upstream}"
+    cert, key = tls["cert"], tls["key"]
+    ws = f"        location /ws {{ proxy_pass {up}; {UPGRADE} }}"
+    api = f"        location /api/ {{ proxy_pass {up}; }}"
+    return "\n".join(
+        [
+            site(ports["good"], cert, key, ws + "\n" + api),
+            site(ports["no_ws"], cert, key, api),
+            site(ports["no_upgrade"], cert, key, f"        location /ws {{ proxy_pass {up}; }}"),
+            site(ports["down"], cert, key, ws.replace(up, f"http://127.0.0.1:{dead}")),
+            site(ports["other"], tls["other_cert"], tls["other_key"], ws),
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, test_secrets, tls_material):
+    from helpers.wsserver import WsNotifyTestServer
+
+    backend = WsNotifyTestServer(test_secrets.jwt_secret, test_secrets.publish_token).start()
+    ports = {name: free_port() for name in ("good", "no_ws", "no_upgrade", "down", "other")}
+    closed = free_port()
+    config = nginx_config(ports, backend.port, free_port(), tls_material)
+    nginx = NginxProcess(config, tmp_path_factory.mktemp("nginx"), ports=list(ports.values()))
+    token = mint_token(test_secrets.jwt_secret, "42")
+    ca = str(tls_material["ca_bundle"])
+
+    def wss(name: str, host: str = "localhost") -> str:
+        return f"wss://{host}:{ports[name]}/ws"
+
+    up = {"url": wss("good"), "token": token, "ca_path": ca, "expect_message_type": "welcome"}
+    hs = "websocket_handshake"
+    tasks = [
+        task("wss upgrade", hs, up),
+        task("wss upgrade check mode", hs, up, check_mode=True),
+        task(
+            "wss refused 4401",
+            hs,
+            {"url": wss("good"), "ca_path": ca, "expect": "refused", "expect_close_code": 4401},
+        ),
+        task(
+            "wss roundtrip",
+            "notification_roundtrip",
+            {
+                "url": wss("good"),
+                "ca_path": ca,
+                "token": token,
+                "unit": "nginx",
+                "publish_token": test_secrets.publish_token,
+            },
+        ),
+        task("no ws location", hs, {**up, "url": wss("no_ws")}),
+        task("upgrade not forwarded", hs, {**up, "url": wss("no_upgrade")}),
+        task("upstream down", hs, {**up, "url": wss("down")}),
+        task("self-signed untrusted", hs, {**up, "ca_path": None}),
+        task("self-signed untrusted check mode", hs, {**up, "ca_path": None}, check_mode=True),
+        task("wrong host name", hs, {**up, "url": wss("other")}),
+        task("ip not in certificate", hs, {**up, "url": wss("good", "127.0.0.1")}),
+        task(
+            "validate_certs false",
+            hs,
+            {**up, "url": wss("good", "127.0.0.1"), "ca_path": None, "validate_certs": False},
+        ),
+        task("plain ws to the TLS port", hs, {**up, "url": f"ws://127.0.0.1:{ports['good']}/ws"}),
+        task("wss to a plain port", hs, {**up, "url": f"wss://127.0.0.1:{backend.port}/ws"}),
+        task("wss closed port", hs, {**up, "url": f"wss://127.0.0.1:{closed}/ws"}),
+    ]
+    try:
+        nginx.start()
+        results = run_tasks(tasks, tmp_path_factory.mktemp("play-nginx"))
+        yield results, nginx, backend, ports
+    finally:
+        nginx.stop()
+        backend.stop()
+
+
+def ok(run, name: str) -> dict:
+    results = run[0]
+    assert results.status(name) == "ok", json.dumps(results[name], indent=1)
+    assert results[name]["changed"] is False
+    return results[name]
+
+
+def failed(run, name: str) -> dict:
+    results = run[0]
+    assert results.status(name) == "failed", json.dumps(results[name], indent=1)
+    assert results[name]["changed"] is False
+    return results[name]
+
+
+def test_wss_through_nginx_upgrades_with_tls_details(run):
+    r = ok(run, "wss upgrade")
+    assert r["status"] == 101 and r["accept_valid"] is True and r["outcome"] == "upgrade"
+    assert r["headers"]["server"].startswith("nginx")
+    assert r["messages"] == [{"type": "welcome", "user_id": "42"}]
+    tls = r["tls"]
+    assert tls["protocol"] in ("TLSv1.2", "TLSv1.3")
+    assert tls["subject"] == "CN=localhost" and tls["self_signed"] is True
+    assert tls["subject_alt_names"] == ["DNS:localhost"]
+    assert tls["days_to_expiry"] in (29, 30)
+    checked = ok(run, "wss upgrade check mode")
+    for key in ("outcome", "status", "accept_valid", "messages"):
+        assert checked[key] == r[key]
+    assert checked["tls"]["subject"] == tls["subject"]
+
+
+def test_wss_refusal_and_roundtrip_through_nginx(run):
+    r = ok(run, "wss refused 4401")
+    assert (r["status"], r["close_code"], r["close_reason"]) == (101, 4401, "Unauthorized")
+    rt = ok(run, "wss roundtrip")
+    assert rt["publish_status"] == 202 and rt["notification"]["data"]["marker"] == rt["marker"]
+    assert rt["latency_ms"] > 0
+
+
+def test_site_without_ws_location_is_404_with_hint(run):
+    r = failed(run, "no ws location")
+    assert r["status"] == 404 and r["headers"]["server"].startswith("nginx")
+    assert "site is not enabled" in r["hint"] and "location /ws" in r["hint"]
+    assert "404 Not Found" in r["body"]
+
+
+def test_upgrade_headers_not_forwarded(run):
+    r = failed(run, "upgrade not forwarded")
+    # nginx sends the request upstream as HTTP/1.0 without Upgrade; the backend (like aiohttp)
+    # answers 400, which nginx passes through.
+    assert r["status"] == 400 and r["headers"]["server"].startswith("nginx")
+    assert "without its Upgrade/Connection headers" in r["hint"]
+    assert "proxy_set_header Upgrade $http_upgrade" in r["hint"]
+    backend = run[2]
+    forwarded = [h for m, t, h in backend.requests if t == "/ws" and "upgrade" not in h]
+    assert forwarded, "the backend should have seen the /ws request without Upgrade"
+
+
+def test_upstream_down_is_502_naming_the_unit(run):
+    r = failed(run, "upstream down")
+    assert r["status"] == 502
+    assert "could not reach its upstream" in r["hint"] and "systemctl status wsnotify" in r["hint"]
+
+
+def test_untrusted_self_signed_certificate(run):
+    r = failed(run, "self-signed untrusted")
+    assert r["outcome"] == "error" and r["status"] is None
+    assert "self-signed and not trusted" in r["hint"] and "ca_path" in r["hint"]
+    assert "CN=localhost" in r["hint"]  # the presented certificate, fetched without verification
+    assert r["tls"]["subject"] == "CN=localhost"
+    assert "self-signed" in r["tls"]["certificate_error"]
+    assert failed(run, "self-signed untrusted check mode")["hint"] == r["hint"]
+
+
+def test_certificate_for_another_name(run):
+    r = failed(run, "wrong host name")
+    assert "not valid for 'localhost'" in r["hint"] and "DNS:other.example" in r["hint"]
+    ip = failed(run, "ip not in certificate")
+    assert "not valid for '127.0.0.1'" in ip["hint"] and "DNS:localhost" in ip["hint"]
+
+
+def test_validate_certs_false_still_reports_the_certificate(run):
+    r = ok(run, "validate_certs false")
+    assert r["tls"]["subject"] == "CN=localhost"
+
+
+def test_scheme_and_port_mismatches(run):
+    plain = failed(run, "plain ws to the TLS port")
+    assert plain["status"] == 400 and "use a wss:// url" in plain["hint"]
+    tls_to_plain = failed(run, "wss to a plain port")
+    assert "does not speak TLS" in tls_to_plain["hint"]
+    closed = failed(run, "wss closed port")
+    assert "TLS proxy is down" in closed["hint"] and "systemctl status nginx" in closed["hint"]
+
+
+def test_nginx_is_a_real_process_stopped_by_pid(run):
+    nginx = run[1]
+    assert nginx.pid is not None and nginx.proc.pid == nginx.pid
+    assert "[emerg]" not in nginx.error_log()
