@@ -5,7 +5,7 @@ Why one run: absolute figures on a shared 2-core VM drift by up to +-40% between
 figure is reported as a ratio to a baseline measured in the same run, on the same machine, with
 the server pinned to core 0 and this load generator to core 1.
 
-    python bench/run.py            # full: 10,000 connections, 3 rounds, about 3-5 minutes
+    python bench/run.py            # full: 10,000 connections, 5 rounds, about 4 minutes
     python bench/run.py --smoke    # about 30-60 s, small counts, asserts the machinery works
 
 Figures (see bench/README.md for what each one means):
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import loadgen
 import procs
+import profiling
 import uvloop
 import wsframes
 from httpc import HttpClient
@@ -58,6 +60,7 @@ class Params:
     probe_gap: float
     settle: float
     budget: float
+    profile_dir: Path | None = None
 
     @classmethod
     def for_mode(cls, smoke: bool, args: argparse.Namespace) -> Params:
@@ -78,7 +81,7 @@ class Params:
         else:
             p = cls(
                 conns=10_000,
-                rounds=3,
+                rounds=5,
                 handshake_seconds=5.0,
                 handshake_warmup=1.0,
                 handshake_concurrency=32,
@@ -116,6 +119,7 @@ async def measure_handshakes(server: Server, target: Target, p: Params) -> dict[
         "wall_s": round(wall, 3),
         "per_cpu_s": ok / cpu,
         "per_wall_s": ok / wall,
+        "server_busy": round(cpu / wall, 3),  # below ~0.9 the load generator was the limit
     }
 
 
@@ -262,16 +266,36 @@ async def pass_raw(work: Path, p: Params, frame: bytes) -> dict:
 async def pass_wsnotify(ws: Wsnotify, p: Params) -> dict:
     """wsnotify: handshakes with JWT on node A; idle RSS, broadcast and cross-node on node B."""
     a, b = ws.start_pair()
+    profiles: dict[str, dict] = {}
+
+    def profiled(server: Server, phase: str) -> contextlib.AbstractContextManager[None]:
+        if p.profile_dir is None:
+            return contextlib.nullcontext()
+        raw = p.profile_dir / f"{phase}.txt"
+        profiles[phase] = {"raw": str(raw)}
+        return profiling.record(server.pid, raw)
+
     try:
         await ws.wait_healthy()
-        out: dict = {"handshakes": await measure_handshakes(a, ws.target(a, "hs", users=2000), p)}
-        out["idle"], clients = await open_idle(b, ws.target(b, "idle"), p)
+        with profiled(a, "handshake"):
+            hs = await measure_handshakes(a, ws.target(a, "hs", users=2000), p)
+        out: dict = {"handshakes": hs}
+        with profiled(b, "open"):
+            out["idle"], clients = await open_idle(b, ws.target(b, "idle"), p)
         try:
             await ws.calibrate(b, clients, PAYLOAD_BYTES)
-            out["fanout"] = await fanout(clients, lambda: ws.publish_broadcast(b), p.fanout_repeats)
-            out["cross_node"] = await ws.cross_node(a, b, p.probes, p.probe_gap)
+            with profiled(b, "fanout"):
+                out["fanout"] = await fanout(
+                    clients, lambda: ws.publish_broadcast(b), p.fanout_repeats
+                )
+            with profiled(b, "cross_node_b"):
+                out["cross_node"] = await ws.cross_node(a, b, p.probes, p.probe_gap)
         finally:
             await loadgen.close_many(clients)
+        for info in profiles.values():
+            info.update(profiling.summarise(Path(info["raw"])))
+        if profiles:
+            out["profiles"] = profiles
         return out
     finally:
         await ws.stop_pair()
@@ -279,10 +303,15 @@ async def pass_wsnotify(ws: Wsnotify, p: Params) -> dict:
 
 # --- run, summarise, check --------------------------------------------------------------------
 
+# Each round runs the servers in another order, so warm caches or a noisy neighbour favour
+# none of them systematically; figures are medians over rounds.
 ORDERS = [
     ("node", "raw", "wsnotify"),
-    ("raw", "wsnotify", "node"),
     ("wsnotify", "node", "raw"),
+    ("raw", "wsnotify", "node"),
+    ("node", "wsnotify", "raw"),
+    ("wsnotify", "raw", "node"),
+    ("raw", "node", "wsnotify"),
 ]
 
 
@@ -490,34 +519,48 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="small counts, asserts sanity (~1 min)")
     ap.add_argument("--conns", type=int, help="connections for figures 2-4 (default 10000)")
-    ap.add_argument("--rounds", type=int, help="rounds, each server once per round (default 3)")
+    ap.add_argument("--rounds", type=int, help="rounds, each server once per round (default 5)")
     ap.add_argument("--only", default="node,raw,wsnotify", help="comma-separated subset")
     ap.add_argument("--out", type=Path, default=BENCH / "results", help="where JSON goes")
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="one round with py-spy attached to wsnotify; prints where its time goes\n"
+        "(figures of such a run are perturbed by the sampling)",
+    )
     args = ap.parse_args(argv)
     only = {x.strip() for x in args.only.split(",") if x.strip()}
     unknown = only - {"node", "raw", "wsnotify"}
     if unknown:
         ap.error(f"unknown --only entries: {', '.join(sorted(unknown))}")
     p = Params.for_mode(args.smoke, args)
+    started = time.time()
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
+    mode = "smoke" if args.smoke else "full"
+    if args.profile:
+        profiling.py_spy()  # fail now, not after the baselines ran
+        mode += "-profile"
+        p.rounds = 1
+        p.fanout_repeats = max(p.fanout_repeats, 30)  # enough samples of a ~0.1 s event
+        p.profile_dir = args.out / f"profile-{stamp}"
+        p.profile_dir.mkdir(parents=True, exist_ok=True)
     nofile = procs.raise_nofile()
     if nofile < p.conns + 1000:
         ap.error(f"open-files hard limit {nofile} is too low for {p.conns} connections")
     procs.pin_self(procs.LOADGEN_CORE)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks
-    mode = "smoke" if args.smoke else "full"
     print(
         f"wsnotify bench ({mode}): {p.conns} connections, {p.rounds} round(s), "
         f"server core {procs.SERVER_CORE}, load generator core {procs.LOADGEN_CORE}, "
         f"open files {nofile}",
         flush=True,
     )
-    started = time.time()
     with tempfile.TemporaryDirectory(prefix="wsnotify-bench-") as tmp:
         results = uvloop.run(asyncio.wait_for(run_all(p, only, Path(tmp)), p.budget))
     results.update(
         {
             "mode": mode,
-            "params": p.__dict__,
+            "params": {k: str(v) if isinstance(v, Path) else v for k, v in p.__dict__.items()},
             "only": sorted(only),
             "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
             "duration_s": round(time.time() - started, 1),
@@ -525,11 +568,13 @@ def main(argv: list[str] | None = None) -> int:
         }
     )
     args.out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
     path = args.out / f"bench-{mode}-{stamp}.json"
     path.write_text(json.dumps(results, indent=2) + "\n")
     (args.out / f"latest-{mode}.json").write_text(json.dumps(results, indent=2) + "\n")
     print(table(results["summary"], p.conns))
+    for r in results["rounds"]:
+        for phase, summary in r.get("wsnotify", {}).get("profiles", {}).items():
+            print(profiling.render(f"wsnotify profile, {phase}", summary))
     print(f"results: {path} ({results['duration_s']} s)")
     if args.smoke:
         problems = check_smoke(results, only)

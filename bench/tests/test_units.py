@@ -1,0 +1,109 @@
+"""Unit tests of the bench's pure parts; the machinery itself is exercised by ``run.py --smoke``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import profiling
+import pytest
+import run
+import stats
+import wsframes
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(200, 0, -1)]
+    assert stats.percentile(values, 99) == 198.0
+    assert stats.percentile(values, 50) == 100.0
+    assert stats.percentile([7.0], 99) == 7.0
+
+
+def test_median_of_nothing_is_nan_not_zero() -> None:
+    assert stats.median([]) != stats.median([])  # NaN: a missing figure never reads as 0
+
+
+def test_payload_has_the_exact_size_and_is_json() -> None:
+    payload = run.payload_of(run.PAYLOAD_BYTES)
+    assert len(payload) == 200
+    assert json.loads(payload)["type"] == "notification"
+
+
+def test_server_frame_round_trips_and_partial_frames_wait() -> None:
+    payload = b"x" * 200
+    frame = wsframes.encode_frame(wsframes.OP_TEXT, payload, mask=False)
+    assert len(frame) == 204  # 2-byte header + 2-byte extended length, as in PERF-NOTES
+    assert wsframes.parse_frame(frame) == (wsframes.OP_TEXT, payload, 204)
+    assert wsframes.parse_frame(frame[:100]) is None
+
+
+def test_upgrade_check_accepts_only_the_right_key() -> None:
+    key = wsframes.new_key()
+    head = (
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Accept: {wsframes.accept_for(key)}"
+    ).encode()
+    assert wsframes.check_upgrade(head, key) is None
+    assert "Sec-WebSocket-Accept" in (wsframes.check_upgrade(head, wsframes.new_key()) or "")
+    assert "401" in (wsframes.check_upgrade(b"HTTP/1.1 401 Unauthorized", key) or "")
+
+
+def _rounds(ws_hs: float, ws_kb: float, ws_ms: float, p99: float) -> list[dict]:
+    return [
+        {
+            "node": {
+                "handshakes": {"per_cpu_s": 10_000.0, "failed": 0},
+                "idle": {"kb_per_conn": 6.0},
+                "fanout": {"trigger_to_last_ms": 100.0, "payload_bytes": 200},
+            },
+            "raw": {"fanout": {"trigger_to_last_ms": 60.0, "payload_bytes": 200}},
+            "wsnotify": {
+                "handshakes": {"per_cpu_s": ws_hs, "failed": 0},
+                "idle": {"kb_per_conn": ws_kb},
+                "fanout": {"trigger_to_last_ms": ws_ms, "payload_bytes": 200},
+                "cross_node": {"samples": 10, "p50_ms": 1.0, "p99_ms": p99},
+            },
+        }
+    ]
+
+
+def test_summary_ratios_and_goals() -> None:
+    s = run.summarise(_rounds(ws_hs=16_000.0, ws_kb=6.0, ws_ms=90.0, p99=9.0))
+    assert s["ratio_handshakes"] == pytest.approx(1.6)
+    assert s["ratio_rss"] == pytest.approx(1.0)
+    assert s["ratio_fanout"] == pytest.approx(1.5)
+    assert s["goals_met"] == {
+        "handshakes": True,
+        "rss": True,
+        "fanout": True,
+        "cross_node_p99": True,
+    }
+    s = run.summarise(_rounds(ws_hs=3_000.0, ws_kb=16.0, ws_ms=91.0, p99=11.0))
+    assert not any(s["goals_met"].values())
+    text = run.table(s, 10_000)
+    assert "0.30x" in text and "NO" in text and "@ 10k" in text
+
+
+def test_smoke_check_catches_insane_figures() -> None:
+    only = {"node", "raw", "wsnotify"}
+    good = {"rounds": _rounds(3_000.0, 16.0, 90.0, 5.0)}
+    good["summary"] = run.summarise(good["rounds"])
+    assert run.check_smoke(good, only) == []
+    bad = {"rounds": _rounds(3_000.0, 16.0, -1.0, 5.0)}
+    bad["rounds"][0]["wsnotify"]["handshakes"]["failed"] = 3
+    bad["summary"] = run.summarise(bad["rounds"])
+    problems = run.check_smoke(bad, only)
+    assert any("fan-out" in p for p in problems) and any("failed" in p for p in problems)
+
+
+def test_profile_summary_counts_self_and_inclusive(tmp_path: Path) -> None:
+    raw = tmp_path / "p.txt"
+    raw.write_text(
+        "main (app/cli.py:1);handle (app/ws.py:5);decode (jwt/api.py:9) 30\n"
+        "main (app/cli.py:1);handle (app/ws.py:6) 10\n"
+    )
+    summary = profiling.summarise(raw)
+    assert summary["samples"] == 40
+    assert summary["self_pct"][0] == ("decode (jwt/api.py)", 75.0)
+    assert ("handle (app/ws.py)", 100.0) in summary["inclusive_pct"]
+    assert "75.0%" in profiling.render("t", summary)
