@@ -110,9 +110,16 @@ def test_redis_restart_resyncs_and_loses_nothing(postgres, workdir, env):
         redis.stop()
 
 
-def _raw_handshake(port: int, token: str) -> socket.socket:
-    """A WebSocket client that completes the upgrade by hand and then never reads."""
-    sock = socket.create_connection(("127.0.0.1", port))
+def _raw_handshake(port: int, token: str, rcvbuf: int | None = None) -> socket.socket:
+    """A WebSocket client that completes the upgrade by hand and then never reads.
+
+    ``rcvbuf`` shrinks its receive window (set before connecting, so it is what the
+    handshake advertises), making it a slow reader for real.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.connect(("127.0.0.1", port))
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(
         (
@@ -122,8 +129,10 @@ def _raw_handshake(port: int, token: str) -> socket.socket:
         ).encode()
     )
     response = b""
-    while b"\r\n\r\n" not in response:
-        response += sock.recv(4096)
+    while not response.endswith(b"\r\n\r\n"):  # byte by byte: leave frames in the socket
+        byte = sock.recv(1)
+        assert byte, "server closed during the handshake"
+        response += byte
     assert response.startswith(b"HTTP/1.1 101")
     accept = base64.b64encode(
         hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()

@@ -56,10 +56,14 @@ class Metrics:
         )
         self.fanout = Histogram(
             "wsnotify_fanout_seconds",
-            "Time to write one notification to every local target connection",
+            "Time to write one message to every local target connection, by target "
+            "(user, broadcast)",
+            ["target"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.fanout_user = self.fanout.labels("user")
+        self.fanout_broadcast = self.fanout.labels("broadcast")
         self.published = Counter(
             "wsnotify_published_total",
             "Notifications persisted by this node, by Redis publish result (ok, failed)",

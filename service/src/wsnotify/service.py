@@ -91,10 +91,12 @@ class Service:
         started = time.perf_counter()
         if user_id is None:
             count = self.hub.deliver_all(frame)
+            histogram = self.metrics.fanout_broadcast
         else:
             count = self.hub.deliver_user(user_id, frame)
+            histogram = self.metrics.fanout_user
         if count:
-            self.metrics.fanout.observe(time.perf_counter() - started)
+            histogram.observe(time.perf_counter() - started)
             latency = protocol.seconds_since(published_at, time.time())
             if latency is not None:
                 self.metrics.latency.observe(latency)
