@@ -11,8 +11,8 @@ short_description: Publish a notification through wsnotify and receive it over t
 description:
   - Connects to the wsnotify WebSocket O(url) as a user, waits for the C(welcome) message,
     publishes a notification carrying a unique marker through the publisher endpoint
-    (C(POST /api/notifications) with C(Authorization: Bearer <publish token>)), and waits for that
-    notification on the socket.
+    (C(POST /api/notifications), authenticated with the bearer O(publish_token)), and waits for
+    that notification on the socket.
   - Returns the end-to-end latency, from sending the publish request to receiving the
     notification frame, which proves the whole path (publisher API, PostgreSQL, Redis fan-out,
     WebSocket delivery, and any proxy in front).
@@ -386,13 +386,23 @@ def wait_for_probe(conn, pub: Publisher, marker: str, timeout: float, received: 
             return value, arrived
         if len(received) < MAX_RECEIVED:
             received.append(value)
+    if any(isinstance(v, dict) and v.get("type") == "notification" for v in received):
+        hint = (
+            "notifications arrived, but none carried the probe's marker in data.marker or the "
+            "body: the service (or something in between) alters or drops body/data, or this "
+            "socket receives another user's notifications"
+        )
+    else:
+        hint = (
+            "the publisher accepted it but nothing was delivered: the service's Redis subscriber "
+            "is down or the publishing node uses another Redis than this socket's node; see "
+            f"`journalctl -u {unit} -n 50` and the /healthz endpoint"
+        )
     raise StepFailed(
         "deliver",
         f"the notification was not received within {timeout}s after publishing; received "
         f"instead: {json.dumps(received)}",
-        "the publisher accepted it but nothing was delivered: the service's Redis subscriber is "
-        "down or the publishing node uses another Redis than this socket's node; see "
-        f"`journalctl -u {unit} -n 50` and the /healthz endpoint",
+        hint,
     )
 
 

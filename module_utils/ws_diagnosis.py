@@ -159,6 +159,12 @@ def _tls_hint(error, host: str) -> str:
     detail = (getattr(error, "detail", "") or "").upper()
     if "WRONG_VERSION_NUMBER" in detail or "WRONG VERSION NUMBER" in detail:
         return "the port does not speak TLS: use ws:// for it, or the TLS port for wss://."
+    if "EOF" in detail or "CONNECTION HAS BEEN CLOSED" in detail:
+        return (
+            "the server closed the connection during the TLS handshake: the port may not speak "
+            "TLS (a plain service waiting for HTTP), or TLS is broken on the server side (see "
+            "the nginx error log)."
+        )
     if code is not None:
         return f"certificate verification failed ({error.verify_message}).{cert}"
     return (
