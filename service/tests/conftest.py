@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import resource
 import shutil
 import subprocess
@@ -38,7 +39,10 @@ def workdir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="wsnotify-tests-"))
     path.chmod(0o755)
     yield path
-    shutil.rmtree(path, ignore_errors=True)
+    if os.environ.get("WSNOTIFY_TESTS_KEEP"):  # keep server logs for a post-mortem
+        print(f"\nwsnotify test files kept in {path}")
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

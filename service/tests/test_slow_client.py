@@ -14,7 +14,7 @@ from harness import PUBLISH_TOKEN, ServiceProcess, make_token, run
 from test_lifecycle import _raw_handshake
 
 CLIENTS = 1000
-ROUNDS = 15
+ROUNDS = 30
 BIG = "z" * (60 * 1024)  # one notification close to the 64 KiB publish limit
 BUFFER_LIMIT = 1_048_576
 
@@ -110,12 +110,16 @@ async def _paired_rounds(
     broadcast, whose fan-out includes the slow client. Same crowd, same loop on the server.
     """
     pairs = []
-    for _ in range(rounds):
-        without = await _latency(session, base, crowd, {"user_id": "crowd", "title": "u"})
+    without_body = {"user_id": "crowd", "title": "u"}
+    with_body = {"broadcast": True, "title": "b"}
+    for i in range(rounds):
+        # Alternate which goes first, so order effects cancel out.
+        first, second = (without_body, with_body) if i % 2 == 0 else (with_body, without_body)
+        a = await _latency(session, base, crowd, first)
         await asyncio.sleep(0.01)
-        with_slow = await _latency(session, base, crowd, {"broadcast": True, "title": "b"})
+        b = await _latency(session, base, crowd, second)
         await asyncio.sleep(0.01)
-        pairs.append((without, with_slow))
+        pairs.append((a, b) if i % 2 == 0 else (b, a))
     return pairs
 
 
