@@ -207,4 +207,4 @@ def _bytes(value: str | bytes) -> bytes:
 
 def _reason(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
-    return text.splitlines()[0][:200]
+    return text.splitlines()[0][:200].rstrip(". ")

@@ -266,7 +266,7 @@ def scrub(exc: BaseException, config: Config) -> str:
 
     Driver errors are not supposed to echo credentials; this makes sure of it.
     """
-    text = (str(exc) or type(exc).__name__).splitlines()[0][:300]
+    text = (str(exc) or type(exc).__name__).splitlines()[0][:300].rstrip(". ")
     for secret in (config.database_url, config.redis_url, config.jwt_secret, config.publish_token):
         value = secret.reveal()
         if value:

@@ -1,0 +1,282 @@
+"""Pure logic without sockets or servers: frames, parsing, tokens, the hub's fan-out rules."""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import tempfile
+import time
+
+import jwt
+import pytest
+from harness import AUDIENCE, ISSUER, JWT_SECRET, make_token
+
+from wsnotify import protocol
+from wsnotify.auth import (
+    AuthError,
+    JwtSettings,
+    bearer_token,
+    mint_token,
+    publisher_allowed,
+    verify_token,
+)
+from wsnotify.hub import Connection, Hub
+from wsnotify.metrics import Metrics
+from wsnotify.systemd import Notifier
+
+SETTINGS = JwtSettings(secret=JWT_SECRET, audience=AUDIENCE, issuer=ISSUER, leeway=30)
+
+
+# ---- frames and envelopes ----
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 200_000])
+def test_text_frame_header_matches_rfc6455(size):
+    payload = b"a" * size
+    frame = protocol.encode_text_frame(payload)
+    assert frame[0] == 0x81  # FIN + text opcode, no RSV bits (no compression)
+    if size < 126:
+        assert frame[1] == size and frame[2:] == payload
+    elif size < 65536:
+        assert frame[1] == 126 and struct.unpack("!H", frame[2:4])[0] == size
+        assert frame[4:] == payload
+    else:
+        assert frame[1] == 127 and struct.unpack("!Q", frame[2:10])[0] == size
+        assert frame[10:] == payload
+
+
+def test_envelope_round_trip_and_garbage():
+    payload = protocol.encode_envelope(1234.5, '{"type":"notification"}')
+    assert protocol.decode_envelope(payload) == (1234.5, b'{"type":"notification"}')
+    assert protocol.decode_envelope(b"no-newline") == (None, b"no-newline")
+    assert protocol.decode_envelope(b"abc\n{}") == (None, b"abc\n{}")
+    assert protocol.seconds_since(None, 5.0) is None
+    assert protocol.seconds_since(6.0, 5.0) is None  # clock skew: no negative latency
+    assert protocol.seconds_since(4.0, 5.0) == 1.0
+
+
+def test_channels():
+    assert protocol.user_channel("42") == "wsnotify:user:42"
+    assert protocol.user_from_channel("wsnotify:user:a:b") == "a:b"
+    assert protocol.user_from_channel(protocol.BROADCAST_CHANNEL) is None
+
+
+def test_notification_formats():
+    from datetime import UTC, datetime
+
+    n = protocol.Notification(7, None, "t", "b", {"x": 1}, datetime(2026, 1, 2, tzinfo=UTC))
+    assert n.to_api() == {
+        "id": 7,
+        "user_id": None,
+        "title": "t",
+        "body": "b",
+        "data": {"x": 1},
+        "created_at": "2026-01-02T00:00:00+00:00",
+    }
+    assert n.to_frame_json() == (
+        '{"type":"notification","id":7,"user_id":null,"title":"t","body":"b",'
+        '"data":{"x":1},"created_at":"2026-01-02T00:00:00+00:00"}'
+    )
+    assert protocol.welcome("42") == '{"type":"welcome","user_id":"42"}'
+
+
+# ---- client input ----
+
+
+def test_parse_client_messages():
+    assert protocol.parse_client_message('{"type":"auth","token":"t"}') == protocol.AuthMessage("t")
+    assert protocol.parse_client_message('{"type":"ack","ids":[3,1,3]}') == protocol.AckMessage(
+        (3, 1)
+    )
+    for bad in ("", "[]", '{"type":"auth"}', '{"type":"x"}', '{"type":"ack","ids":[-1]}'):
+        with pytest.raises(protocol.ValidationError):
+            protocol.parse_client_message(bad)
+
+
+def test_parse_publish_accepts_integer_user_ids_from_old_clients():
+    request = protocol.parse_publish(b'{"user_id":42,"title":"t"}')
+    assert request == protocol.PublishRequest(user_id="42", title="t", body="", data={})
+    assert protocol.parse_publish(b'{"broadcast":true,"title":"t","data":null}').user_id is None
+
+
+def test_parse_list_query_defaults_and_bounds():
+    assert protocol.parse_list_query({}) == protocol.ListQuery(False, 0, 50)
+    assert protocol.parse_list_query({"unread": "TRUE", "limit": "100", "after_id": "9"}) == (
+        protocol.ListQuery(True, 9, 100)
+    )
+
+
+# ---- tokens ----
+
+
+def test_verify_and_mint_round_trip():
+    assert verify_token(mint_token("u1", 60, SETTINGS), SETTINGS) == "u1"
+    assert verify_token(make_token("u2"), SETTINGS) == "u2"
+
+
+def test_leeway_accepts_recently_expired_tokens_only():
+    assert verify_token(make_token(ttl=-10), SETTINGS) == "42"
+    with pytest.raises(AuthError):
+        verify_token(make_token(ttl=-60), SETTINGS)
+
+
+def test_token_without_exp_is_refused():
+    token = jwt.encode(
+        {"sub": "1", "aud": AUDIENCE, "iss": ISSUER, "iat": int(time.time())}, JWT_SECRET
+    )
+    with pytest.raises(AuthError):
+        verify_token(token, SETTINGS)
+
+
+def test_no_audience_configured_refuses_tokens_that_carry_one():
+    plain = JwtSettings(secret=JWT_SECRET, audience=None, issuer=None, leeway=0)
+    assert verify_token(make_token(aud=None, iss=None), plain) == "42"
+    with pytest.raises(AuthError):
+        verify_token(make_token(), plain)
+
+
+def test_oversized_sub_is_refused():
+    with pytest.raises(AuthError):
+        verify_token(make_token("x" * 129), SETTINGS)
+
+
+@pytest.mark.parametrize(
+    "header,expected",
+    [(None, None), ("", None), ("Bearer abc", "abc"), ("bearer  abc ", "abc"),
+     ("Basic abc", None), ("Bearer", None), ("Bearer ", None)],
+)  # fmt: skip
+def test_bearer_parsing(header, expected):
+    assert bearer_token(header) == expected
+
+
+def test_publisher_check():
+    token = "p" * 40
+    assert publisher_allowed(f"Bearer {token}", token)
+    assert not publisher_allowed(f"Bearer {token}x", token)
+    assert not publisher_allowed(None, token)
+    assert not publisher_allowed("Bearer ", token)
+
+
+# ---- hub ----
+
+
+class FakeTransport:
+    def __init__(self, buffered: int = 0, closing: bool = False) -> None:
+        self.buffered = buffered
+        self.closing = closing
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+
+class FakeSocket:
+    closed = False
+
+
+def _hub(limit: int = 1000, per_user: int = 3) -> tuple[Hub, list[Connection], Metrics]:
+    dropped: list[Connection] = []
+    metrics = Metrics()
+    hub = Hub(
+        send_buffer_limit=limit,
+        max_connections_per_user=per_user,
+        metrics=metrics,
+        on_drop=dropped.append,
+    )
+    return hub, dropped, metrics
+
+
+def _conn(user: str, transport: FakeTransport | None = None) -> Connection:
+    return Connection(user, FakeSocket(), transport or FakeTransport())
+
+
+def test_fanout_skips_and_drops_a_client_over_its_buffer():
+    hub, dropped, metrics = _hub(limit=1000)
+    fast = [_conn("a") for _ in range(3)]
+    slow = _conn("b", FakeTransport(buffered=990))
+    for conn in [*fast, slow]:
+        assert hub.add(conn)
+    frame = b"x" * 20
+    assert hub.deliver_all(frame) == 3
+    assert all(c.transport.written == [frame] for c in fast)
+    assert slow.transport.written == [] and dropped == [slow] and slow.closing
+    # Once dropped it is never written to again, and never dropped twice.
+    assert hub.deliver_all(frame) == 3
+    assert dropped == [slow]
+    assert metrics.slow_drops._value.get() == 1
+    assert metrics.deliveries._value.get() == 6
+
+
+def test_fanout_writes_when_exactly_at_limit():
+    hub, dropped, _ = _hub(limit=1000)
+    conn = _conn("a", FakeTransport(buffered=980))
+    hub.add(conn)
+    assert hub.deliver_user("a", b"x" * 20) == 1 and not dropped
+
+
+def test_fanout_skips_closing_transports_and_survives_write_errors():
+    hub, dropped, _ = _hub()
+
+    class Broken(FakeTransport):
+        def write(self, data: bytes) -> None:
+            raise RuntimeError("transport gone")
+
+    closing = _conn("a", FakeTransport(closing=True))
+    broken = _conn("a", Broken())
+    ok = _conn("a")
+    for conn in (closing, broken, ok):
+        hub.add(conn)
+    assert hub.deliver_user("a", b"m") == 1
+    assert closing.transport.written == [] and broken.closing and not dropped
+
+
+def test_user_isolation_and_limits_in_the_hub():
+    hub, _, metrics = _hub(per_user=2)
+    a1, a2, a3, b1 = _conn("a"), _conn("a"), _conn("a"), _conn("b")
+    assert hub.add(a1) and hub.add(a2) and not hub.add(a3) and hub.add(b1)
+    assert hub.deliver_user("a", b"for-a") == 2
+    assert b1.transport.written == [] and a3.transport.written == []
+    assert hub.deliver_user("nobody", b"x") == 0
+    hub.remove(a1)
+    hub.remove(a1)  # idempotent
+    assert hub.add(a3) and len(hub) == 3
+    assert metrics.connections._value.get() == 3
+
+
+# ---- systemd ----
+
+
+def test_notifier_sends_datagrams_and_is_a_noop_without_socket():
+    assert not Notifier(None).notify("READY=1")
+    path = os.path.join(tempfile.mkdtemp(), "notify")
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(path)
+    try:
+        notifier = Notifier(path)
+        assert notifier.notify("READY=1", "STATUS=ok")
+        assert receiver.recv(100) == b"READY=1\nSTATUS=ok"
+        notifier.close()
+    finally:
+        receiver.close()
+
+
+def test_notifier_abstract_namespace():
+    name = f"wsnotify-test-{os.getpid()}"
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind("\0" + name)
+    try:
+        assert Notifier("@" + name).notify("WATCHDOG=1")
+        assert receiver.recv(100) == b"WATCHDOG=1"
+    finally:
+        receiver.close()
+
+
+def test_notifier_reports_a_dead_socket():
+    assert not Notifier("/nonexistent/dir/notify").notify("READY=1")
