@@ -376,6 +376,8 @@ def summarise(rounds: list[dict]) -> dict:
         "ws_fanout_spread_ms": _med(rounds, "wsnotify", "fanout", "first_to_last_ms"),
         "ws_cross_p50_ms": _med(rounds, "wsnotify", "cross_node", "p50_ms"),
         "ws_cross_p99_ms": _med(rounds, "wsnotify", "cross_node", "p99_ms"),
+        "ws_publish_p50_ms": _med(rounds, "wsnotify", "cross_node", "publish_202_p50_ms"),
+        "ws_publish_p99_ms": _med(rounds, "wsnotify", "cross_node", "publish_202_p99_ms"),
     }
 
     def ratio(a: str, b: str) -> float | None:
@@ -465,6 +467,14 @@ def table(s: dict, conns: int) -> str:
             "",
             "",
         ),
+        (
+            "  context: publish until 202 p50/p99 ms",
+            f"{_f(s['ws_publish_p50_ms'], '{:.2f}')} / {_f(s['ws_publish_p99_ms'], '{:.2f}')}",
+            "",
+            "",
+            "",
+            "",
+        ),
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(6)]
     lines = [
@@ -515,6 +525,11 @@ def check_smoke(results: dict, only: set[str]) -> list[str]:
     return problems
 
 
+def loadavg() -> float:
+    """One-minute load average: other work on the machine shows up in every figure."""
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="small counts, asserts sanity (~1 min)")
@@ -555,6 +570,13 @@ def main(argv: list[str] | None = None) -> int:
         f"open files {nofile}",
         flush=True,
     )
+    load_before = loadavg()
+    if load_before > 1.0:
+        print(
+            f"warning: load average {load_before:.1f} before the run: other work shares these "
+            "2 cores, so figures will be noisier than usual (ratios are still same-run)",
+            flush=True,
+        )
     with tempfile.TemporaryDirectory(prefix="wsnotify-bench-") as tmp:
         results = uvloop.run(asyncio.wait_for(run_all(p, only, Path(tmp)), p.budget))
     results.update(
@@ -565,6 +587,8 @@ def main(argv: list[str] | None = None) -> int:
             "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
             "duration_s": round(time.time() - started, 1),
             "cpus": os.cpu_count(),
+            "loadavg_before": load_before,
+            "loadavg_after": loadavg(),
         }
     )
     args.out.mkdir(parents=True, exist_ok=True)
