@@ -127,15 +127,20 @@ EXAMPLES = r"""
   notification_roundtrip:
     url: ws://127.0.0.1:3002/ws
     jwt_secret: "{{ wsnotify_jwt_secret }}"
-    user_id: "ansible-probe"
+    jwt_audience: "{{ wsnotify_jwt_audience | default(omit, true) }}"
+    jwt_issuer: "{{ wsnotify_jwt_issuer | default(omit, true) }}"
+    user_id: ansible-probe
     publish_token: "{{ wsnotify_publish_token }}"
   register: roundtrip
 
-- name: Ensure the round trip through nginx is fast enough
+- name: Ensure the round trip through nginx (wss and https) takes under half a second
   notification_roundtrip:
-    url: "wss://{{ wsnotify_server_name }}/ws"
-    ca_path: /etc/ssl/certs/wsnotify-ca.pem
-    token: "{{ wsnotify_probe_token }}"
+    url: "wss://localhost:{{ nginx_site_https_port | default(443) }}/ws"
+    ca_path: "{{ nginx_site_tls_certificate_path | default('/etc/nginx/tls/wsnotify.crt') }}"
+    jwt_secret: "{{ wsnotify_jwt_secret }}"
+    jwt_audience: "{{ wsnotify_jwt_audience | default(omit, true) }}"
+    jwt_issuer: "{{ wsnotify_jwt_issuer | default(omit, true) }}"
+    user_id: ansible-probe
     publish_token: "{{ wsnotify_publish_token }}"
     unit: nginx
   register: roundtrip_tls
@@ -198,6 +203,7 @@ hint:
   type: str
 """
 
+import contextlib
 import http.client
 import json
 import threading
@@ -212,6 +218,7 @@ from ansible.module_utils.websocket import (
     connect,
     fetch_certificate,
     make_ssl_context,
+    merge_headers,
     parse_ws_url,
     tcp_error,
     tls_error,
@@ -294,6 +301,18 @@ class Publisher(threading.Thread):
         finally:
             self.finished_at = time.monotonic()
             conn.close()
+
+
+def record_publish(pub: Publisher, result: dict) -> None:
+    """Evidence of the publish request, also when delivery failed afterwards."""
+    if pub.status is None:
+        return
+    result["publish_status"] = pub.status
+    result["publish_ms"] = round((pub.finished_at - pub.started_at) * 1000, 1)
+    result["published"] = pub.error is None and 200 <= pub.status < 300
+    if result["published"]:
+        with contextlib.suppress(ValueError, AttributeError):  # evidence only
+            result["notification_id"] = json.loads(pub.body).get("id")
 
 
 def publish_failure(pub: Publisher, publish_url: str, unit: str) -> StepFailed:
@@ -416,9 +435,8 @@ def run(module: AnsibleModule, result: dict) -> None:
             p["jwt_secret"], p["user_id"], p["jwt_ttl"], p["jwt_audience"], p["jwt_issuer"]
         )
     ctx = make_ssl_context(p["validate_certs"], p["ca_path"])
-    headers = dict(p["headers"])
     extra, resource, first_message = token_placement(target, token, p["token_location"])
-    headers.update(extra)
+    headers = merge_headers(p["headers"], extra)
     received = result["received"]
 
     start = time.monotonic()
@@ -456,18 +474,15 @@ def run(module: AnsibleModule, result: dict) -> None:
             payload["user_id"] = user_id
         pub = Publisher(publish_url, p["publish_token"], payload, p["timeout"], ctx)
         pub.start()
-        result["published"] = True
-        message, arrived = wait_for_probe(conn, pub, marker, p["timeout"], received, p["unit"])
-        pub.join(p["timeout"])
-        result["latency_ms"] = round((arrived - pub.started_at) * 1000, 1)
-        result["publish_status"] = pub.status
-        if pub.status is not None:
-            result["publish_ms"] = round((pub.finished_at - pub.started_at) * 1000, 1)
-        if pub.error is not None or not 200 <= (pub.status or 0) < 300:
-            raise publish_failure(pub, publish_url, p["unit"])
         try:
-            result["notification_id"] = json.loads(pub.body).get("id")
-        except (ValueError, AttributeError):
+            message, arrived = wait_for_probe(conn, pub, marker, p["timeout"], received, p["unit"])
+            pub.join(p["timeout"])
+        finally:
+            record_publish(pub, result)
+        result["latency_ms"] = round((arrived - pub.started_at) * 1000, 1)
+        if not result["published"]:
+            raise publish_failure(pub, publish_url, p["unit"])
+        if result.get("notification_id") is None:
             result["notification_id"] = message.get("id")
         result["notification"] = message
         if p["ack"] and isinstance(message.get("id"), int):

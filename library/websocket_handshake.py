@@ -130,27 +130,46 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Ensure the service accepts WebSocket upgrades on its own port
-  websocket_handshake:
-    url: ws://127.0.0.1:3002/ws
-    token: "{{ wsnotify_probe_token }}"
-    expect_message_type: welcome
-    retries: 10
-    delay: 1
-
-- name: Ensure an unauthenticated client is refused with 4401
+- name: Ensure the service refuses a client without a token (close code 4401 after the 101)
   websocket_handshake:
     url: ws://127.0.0.1:3002/ws
     expect: refused
     expect_close_code: 4401
+    retries: 10
+    delay: 1
 
-- name: Ensure nginx proxies wss:// to the service with a valid certificate
+# A JWT for a probe user, minted on the controller with this project's stdlib helper.
+- name: Mint a short-lived probe token
+  ansible.builtin.command:
+    argv:
+      - "{{ ansible_playbook_python }}"
+      - -c
+      - >-
+        import sys; a = sys.argv; sys.path.insert(0, a[1]); from wsnotify_jwt import mint_token;
+        print(mint_token(a[2], a[3], 300, a[4] or None, a[5] or None))
+      - "{{ lookup('ansible.builtin.config', 'DEFAULT_MODULE_UTILS_PATH') | first }}"
+      - "{{ wsnotify_jwt_secret }}"
+      - ansible-probe
+      - "{{ wsnotify_jwt_audience | default('') }}"
+      - "{{ wsnotify_jwt_issuer | default('') }}"
+  delegate_to: localhost
+  changed_when: false
+  no_log: true
+  register: probe_token
+
+- name: Ensure the service upgrades a client with a valid token and welcomes it
   websocket_handshake:
-    url: "wss://{{ wsnotify_server_name }}/ws"
-    ca_path: /etc/ssl/certs/wsnotify-ca.pem
-    token: "{{ wsnotify_probe_token }}"
+    url: ws://127.0.0.1:3002/ws
+    token: "{{ probe_token.stdout }}"
+    expect_message_type: welcome
+
+- name: Ensure nginx proxies wss:// to the service with a trusted certificate
+  websocket_handshake:
+    url: "wss://localhost:{{ nginx_site_https_port | default(443) }}/ws"
+    ca_path: "{{ nginx_site_tls_certificate_path | default('/etc/nginx/tls/wsnotify.crt') }}"
+    token: "{{ probe_token.stdout }}"
     token_location: query
-    origin: "https://{{ wsnotify_server_name }}"
+    expect_message_type: welcome
     unit: nginx
   register: wss_check
 
@@ -281,6 +300,7 @@ from ansible.module_utils.websocket import (
     connect,
     fetch_certificate,
     make_ssl_context,
+    merge_headers,
     parse_ws_url,
     token_placement,
 )
@@ -361,11 +381,10 @@ def observe(conn, result: dict, params: dict) -> None:
 def attempt(params: dict, result: dict) -> WebSocketError | None:
     """One connection: fills ``result``; returns the error that stopped it, if any."""
     target = parse_ws_url(params["url"])
-    headers = dict(params["headers"])
     extra, resource, first_message = token_placement(
         target, params["token"], params["token_location"]
     )
-    headers.update(extra)
+    headers = merge_headers(params["headers"], extra)
     ctx = make_ssl_context(params["validate_certs"], params["ca_path"]) if target.secure else None
     start = time.monotonic()
     try:

@@ -207,6 +207,17 @@ def token_placement(
     raise ValueError(f"unknown token location {location!r}: use header, query or message")
 
 
+def merge_headers(user: dict[str, str] | None, token: dict[str, str]) -> dict[str, str]:
+    """User headers plus the token's; a clash (e.g. two Authorization) is a caller mistake."""
+    merged = dict(user or {})
+    names = {k.lower() for k in merged}
+    for name, value in token.items():
+        if name.lower() in names:
+            raise ValueError(f"header {name!r} is set by the token option; do not also pass it")
+        merged[name] = value
+    return merged
+
+
 def generate_key() -> str:
     """A fresh Sec-WebSocket-Key: 16 random bytes, base64 (RFC 6455 4.1)."""
     return base64.b64encode(os.urandom(16)).decode("ascii")

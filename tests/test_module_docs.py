@@ -1,44 +1,19 @@
 """The modules' DOCUMENTATION / EXAMPLES / RETURN: rendered by ansible-doc, consistent with
-each module's argument_spec (read from the source, as ansible-test validate-modules does)."""
+each module's argument_spec (read from the source, as ansible-test validate-modules does).
+That the EXAMPLES also run as written is tested in test_modules_nginx.py."""
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
+from helpers.moddocs import argument_spec, doc_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = ["websocket_handshake", "notification_roundtrip"]
 SECRETS = {"token", "jwt_secret", "publish_token"}
-
-
-def module_source(name: str) -> ast.Module:
-    return ast.parse((ROOT / "library" / f"{name}.py").read_text())
-
-
-def doc_blocks(tree: ast.Module) -> dict:
-    blocks = {}
-    for node in tree.body:
-        target = node.targets[0] if isinstance(node, ast.Assign) else None
-        if isinstance(target, ast.Name) and target.id in ("DOCUMENTATION", "EXAMPLES", "RETURN"):
-            blocks[target.id] = yaml.safe_load(node.value.value)
-    return blocks
-
-
-def argument_spec(tree: ast.Module) -> dict:
-    """argument_spec=dict(name=dict(...), ...) of the AnsibleModule(...) call, as literals."""
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "AnsibleModule":
-            spec_call = next(k.value for k in node.keywords if k.arg == "argument_spec")
-            return {
-                opt.arg: {k.arg: ast.literal_eval(k.value) for k in opt.value.keywords}
-                for opt in spec_call.keywords
-            }
-    raise AssertionError("no AnsibleModule(argument_spec=...) call")
 
 
 def test_ansible_doc_renders_both_modules():
@@ -55,9 +30,8 @@ def test_ansible_doc_renders_both_modules():
 
 @pytest.mark.parametrize("name", MODULES)
 def test_documentation_matches_argument_spec(name):
-    tree = module_source(name)
-    docs = doc_blocks(tree)
-    spec = argument_spec(tree)
+    docs = doc_blocks(name)
+    spec = argument_spec(name)
     options = docs["DOCUMENTATION"]["options"]
     assert set(options) == set(spec)
     for opt, arg in spec.items():
@@ -73,7 +47,7 @@ def test_documentation_matches_argument_spec(name):
 
 @pytest.mark.parametrize("name", MODULES)
 def test_examples_use_documented_options_only(name):
-    docs = doc_blocks(module_source(name))
+    docs = doc_blocks(name)
     options = set(docs["DOCUMENTATION"]["options"])
     used = [t for t in docs["EXAMPLES"] if name in t]
     assert used, "EXAMPLES must call the module"

@@ -303,7 +303,8 @@ def test_roundtrip_check_mode_publishes_nothing(run):
 
 def test_roundtrip_reports_what_arrived_instead(run):
     r = failed(run, "roundtrip mangled delivery")
-    assert r["stage"] == "deliver" and r["published"] is True
+    assert r["stage"] == "deliver" and r["published"] is True and r["publish_status"] == 202
+    assert r["notification_id"] == r["received"][0]["id"]
     assert r["received"][0]["type"] == "notification" and r["received"][0]["data"] == {}
     assert "received instead" in r["msg"] and "none carried the probe's marker" in r["hint"]
     silent = failed(run, "roundtrip nothing delivered")
@@ -315,6 +316,7 @@ def test_roundtrip_reports_what_arrived_instead(run):
 def test_roundtrip_publish_and_auth_failures(run):
     r = failed(run, "roundtrip wrong publish token")
     assert r["stage"] == "publish" and "PUBLISH_TOKEN" in r["hint"]
+    assert r["published"] is False and r["publish_status"] == 401
     a = failed(run, "roundtrip wrong jwt secret")
     assert a["stage"] == "auth" and "4401" in a["hint"] and "JWT_SECRET" in a["hint"]
     assert a["published"] is False

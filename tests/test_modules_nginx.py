@@ -15,12 +15,15 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 from helpers.ansible_run import run_tasks, task
+from helpers.moddocs import doc_blocks, raw_blocks
 from helpers.nginx import NginxProcess
 from helpers.ports import free_port
 
 from module_utils.wsnotify_jwt import mint_token
 
+EXAMPLE_MODULES = ("websocket_handshake", "notification_roundtrip")
 UPGRADE = """proxy_http_version 1.1;
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header Connection "upgrade";
@@ -107,9 +110,19 @@ def run(tmp_path_factory, test_secrets, tls_material):
         task("wss to a plain port", hs, {**up, "url": f"wss://127.0.0.1:{backend.port}/ws"}),
         task("wss closed port", hs, {**up, "url": f"wss://127.0.0.1:{closed}/ws"}),
     ]
+    # The modules' EXAMPLES, as written, against this stack: only the service's port differs.
+    for name in EXAMPLE_MODULES:
+        text = raw_blocks(name)["EXAMPLES"].replace("127.0.0.1:3002", backend.base)
+        tasks += yaml.safe_load(text)
+    stack_vars = {
+        "wsnotify_jwt_secret": test_secrets.jwt_secret,
+        "wsnotify_publish_token": test_secrets.publish_token,
+        "nginx_site_https_port": ports["good"],
+        "nginx_site_tls_certificate_path": str(tls_material["cert"]),
+    }
     try:
         nginx.start()
-        results = run_tasks(tasks, tmp_path_factory.mktemp("play-nginx"))
+        results = run_tasks(tasks, tmp_path_factory.mktemp("play-nginx"), extra_vars=stack_vars)
         yield results, nginx, backend, ports
     finally:
         nginx.stop()
@@ -214,3 +227,16 @@ def test_nginx_is_a_real_process_stopped_by_pid(run):
     nginx = run[1]
     assert nginx.pid is not None and nginx.proc.pid == nginx.pid
     assert "[emerg]" not in nginx.error_log()
+
+
+def test_examples_run_as_written_against_the_stack(run):
+    results = run[0]
+    names = [t["name"] for m in EXAMPLE_MODULES for t in doc_blocks(m)["EXAMPLES"]]
+    assert len(names) == 7
+    for name in names:
+        assert results.status(name) == "ok", json.dumps(results[name], indent=1)
+    shown = results["Show how long the TLS certificate remains valid"]["msg"]
+    assert shown in ("CN=localhost expires in 29 days", "CN=localhost expires in 30 days")
+    assert results["Ensure a published notification reaches a connected user"]["user_id"] == (
+        "ansible-probe"
+    )

@@ -100,6 +100,15 @@ def test_token_placement_keeps_the_token_out_of_the_url():
         ws.token_placement(url, "tok", "cookie")
 
 
+def test_merge_headers_refuses_a_second_authorization():
+    assert ws.merge_headers({"X-A": "1"}, {"Authorization": "Bearer t"}) == {
+        "X-A": "1",
+        "Authorization": "Bearer t",
+    }
+    with pytest.raises(ValueError, match="token option"):
+        ws.merge_headers({"authorization": "Basic x"}, {"Authorization": "Bearer t"})
+
+
 def test_parse_and_validate_the_101():
     key = "dGhlIHNhbXBsZSBub25jZQ=="
     head = (

@@ -43,10 +43,16 @@ def task(name: str, module: str, args: dict, **keywords) -> dict:
     return {"name": name, module: args, **keywords}
 
 
-def run_tasks(tasks: list[dict], workdir: Path, extra_args: list[str] | None = None) -> PlaybookRun:
+def run_tasks(
+    tasks: list[dict],
+    workdir: Path,
+    extra_args: list[str] | None = None,
+    extra_vars: dict | None = None,
+) -> PlaybookRun:
     """Run ``tasks`` (module calls as dicts) in one play on localhost with the system Python.
 
     Every task gets ``ignore_errors: true`` so failures are recorded and the play continues.
+    ``extra_vars`` are passed with ``-e @file`` (as an inventory's variables would be).
     The project's ansible.cfg applies (cwd is the project root): library/ and module_utils/.
     """
     play = [
@@ -73,6 +79,11 @@ def run_tasks(tasks: list[dict], workdir: Path, extra_args: list[str] | None = N
         PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
     )
     cmd = [str(PLAYBOOK), "-i", "localhost,", "-c", "local", str(playbook), *(extra_args or [])]
+    if extra_vars:
+        vars_file = workdir / "extra-vars.json"
+        vars_file.write_text(json.dumps(extra_vars))
+        vars_file.chmod(0o600)
+        cmd += ["-e", f"@{vars_file}"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     if not results.exists():
         raise RuntimeError(f"ansible-playbook recorded nothing:\n{proc.stdout}\n{proc.stderr}")
