@@ -83,6 +83,14 @@ BAD_PUBLISH = [
     b'{"user_id":"1","title":"' + b"x" * 501 + b'"}',
     b'{"user_id":"' + b"u" * 129 + b'","title":"t"}',
     b"\xff\xfe",
+    b'{"user_id":"1","title":"nul \\u0000 inside"}',
+    b'{"user_id":"1","title":"t","data":{"k":"nul \\u0000"}}',
+    b'{"user_id":"1","title":"t","data":{"nul\\u0000key":1}}',
+    b'{"user_id":"1\\u0000","title":"t"}',
+    b'{"user_id":"1","title":"lone \\ud800 surrogate"}',
+    b'{"user_id":"1","title":"t","data":{"big":1e400}}',
+    b'{"user_id":"1","title":"t","data":' + b"[" * 30_000 + b"]" * 30_000 + b"}",
+    b"[" * 30_000 + b"]" * 30_000,
 ]
 
 
@@ -223,3 +231,14 @@ def test_healthz_and_metrics(service):
         "wsnotify_redis_subscribed 1.0",
     ):
         assert name in text
+
+
+def test_plain_get_on_ws_is_a_json_400(service):
+    status, content_type, raw = _raw(service, "GET", "/ws")
+    assert status == 400 and content_type.startswith("application/json")
+    assert "error" in json.loads(raw)
+
+
+def test_unknown_path_is_a_json_404(service):
+    status, _, raw = _raw(service, "GET", "/nope")
+    assert status == 404 and json.loads(raw) == {"error": "Not Found"}

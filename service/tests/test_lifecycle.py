@@ -255,3 +255,23 @@ def test_serve_refuses_unmigrated_database(workdir):
     finally:
         redis.stop()
         pg.stop()
+
+
+def test_serve_reports_a_port_in_use(env):
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        result = subprocess.run(
+            wsnotify_cmd("serve"),
+            env={**env, "WSNOTIFY_PORT": str(port)},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    finally:
+        holder.close()
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stdout
+    assert "set WSNOTIFY_PORT" in result.stdout

@@ -27,7 +27,9 @@ from .systemd import Notifier
 log = logging.getLogger("wsnotify.app")
 
 BACKOFF_MAX = 5.0
-RELEASE_TIMEOUT = 1.0  # per backend at shutdown
+# Shutdown budget (systemd's default stop timeout is far longer; we promise 5 s): clients get
+# CLOSE_GRACE (2 s), the HTTP server 1 s, the backends RELEASE_TIMEOUT.
+RELEASE_TIMEOUT = 1.0
 
 
 @web.middleware
@@ -102,6 +104,7 @@ async def _connect_backends(
 async def _release(
     store: Store | None, publisher: Publisher | None, subscriber: Subscriber | None
 ) -> None:
+    """Close the backends concurrently, within RELEASE_TIMEOUT overall."""
     closers = []
     if subscriber is not None:
         closers.append(subscriber.stop())
@@ -109,11 +112,15 @@ async def _release(
         closers.append(publisher.close())
     if store is not None:
         closers.append(store.close())
-    for closer in closers:
-        try:
-            await asyncio.wait_for(closer, RELEASE_TIMEOUT)
-        except Exception as exc:
-            log.warning("backend not released cleanly: %s", exc)
+    results = asyncio.gather(*closers, return_exceptions=True)
+    try:
+        outcomes = await asyncio.wait_for(results, RELEASE_TIMEOUT)
+    except TimeoutError:
+        log.warning("backends not released within %.1fs; exiting anyway", RELEASE_TIMEOUT)
+        return
+    for outcome in outcomes:
+        if isinstance(outcome, Exception):
+            log.warning("backend not released cleanly: %s", outcome)
 
 
 async def _watchdog(notifier: Notifier, usec: int) -> None:
@@ -196,7 +203,7 @@ async def serve(config: Config) -> int:
     await site.stop()
     closed = await svc.close_all(ws.CLOSE_GOING_AWAY, b"Server shutting down")
     try:
-        await asyncio.wait_for(runner.cleanup(), 1.5)
+        await asyncio.wait_for(runner.cleanup(), 1.0)
     except TimeoutError:
         log.warning("http server cleanup timed out; exiting anyway")
     if watchdog is not None:

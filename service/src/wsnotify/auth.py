@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import jwt
 
 from .config import Config
+from .protocol import ValidationError, parse_user_id
 
 ALGORITHM = "HS256"  # The only accepted algorithm: "none" and asymmetric confusion are refused.
-MAX_USER_ID_LENGTH = 128
 
 
 class AuthError(Exception):
@@ -65,10 +65,10 @@ def verify_token(token: str, settings: JwtSettings) -> str:
         )
     except jwt.PyJWTError as exc:
         raise AuthError(f"{type(exc).__name__}: {exc}") from None
-    sub = claims.get("sub")
-    if not isinstance(sub, str) or not sub or len(sub) > MAX_USER_ID_LENGTH:
-        raise AuthError("sub claim must be a non-empty string of at most 128 characters")
-    return sub
+    try:
+        return parse_user_id(claims.get("sub"))
+    except ValidationError as exc:
+        raise AuthError(f"sub claim: {exc}") from None
 
 
 def mint_token(user_id: str, ttl: int, settings: JwtSettings, now: float | None = None) -> str:

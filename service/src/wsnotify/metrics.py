@@ -39,6 +39,11 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        # Bound children: the handshake path does no label lookup.
+        self.handshake_ok = self.handshakes.labels("ok")
+        self.handshake_unauthorized = self.handshakes.labels("unauthorized")
+        self.handshake_origin_rejected = self.handshakes.labels("origin_rejected")
+        self.handshake_over_limit = self.handshakes.labels("over_limit")
         self.deliveries = Counter(
             "wsnotify_deliveries_total", "Messages written to client connections", registry=r
         )

@@ -143,10 +143,17 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses as inf, which PostgreSQL's jsonb rejects
+        raise ValueError("number out of range")
+    return value
+
+
 def _json_object(text: str | bytes) -> dict[str, Any]:
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError):
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         raise ValidationError("body is not valid JSON") from None
     if not isinstance(value, dict):
         raise ValidationError("body must be a JSON object")
@@ -187,7 +194,30 @@ def _text(message: Mapping[str, Any], name: str, limit: int, required: bool) -> 
         )
     if len(value) > limit:
         raise ValidationError(f"{name} must be at most {limit} characters")
-    return value
+    return storable(value, name)
+
+
+def _storable_tree(value: Any) -> None:
+    if isinstance(value, str):
+        storable(value, "data")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            storable(key, "data")
+            _storable_tree(item)
+    elif isinstance(value, list):
+        for item in value:
+            _storable_tree(item)
+
+
+def storable(text: str, name: str) -> str:
+    """Refuse what PostgreSQL cannot store (NUL, lone surrogates) as bad input, not a 5xx."""
+    if "\x00" in text:
+        raise ValidationError(f"{name} must not contain NUL characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(f"{name} must be valid Unicode text") from None
+    return text
 
 
 def parse_user_id(value: Any) -> str:
@@ -198,7 +228,7 @@ def parse_user_id(value: Any) -> str:
         raise ValidationError(
             f"user_id must be a non-empty string of at most {MAX_USER_ID} characters"
         )
-    return value
+    return storable(value, "user_id")
 
 
 def parse_publish(raw: bytes) -> PublishRequest:
@@ -216,6 +246,10 @@ def parse_publish(raw: bytes) -> PublishRequest:
         data = {}
     if not isinstance(data, dict):
         raise ValidationError("data must be a JSON object")
+    try:
+        _storable_tree(data)
+    except RecursionError:
+        raise ValidationError("data is nested too deeply") from None
     return PublishRequest(
         user_id=user_id,
         title=_text(message, "title", MAX_TITLE, required=True),

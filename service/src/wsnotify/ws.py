@@ -48,9 +48,9 @@ def _origin_allowed(request: web.Request, allowed: tuple[str, ...]) -> bool:
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
     svc = request.app[SERVICE]
     config = svc.config
-    handshakes = svc.metrics.handshakes
+    metrics = svc.metrics
     if not _origin_allowed(request, config.allowed_origins):
-        handshakes.labels("origin_rejected").inc()
+        metrics.handshake_origin_rejected.inc()
         log.info("websocket refused: origin not allowed, peer=%s", request.remote)
         return respond({"error": "Origin not allowed"}, 403)
 
@@ -75,13 +75,13 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         try:
             user_id = verify_token(token or "", svc.jwt)
         except AuthError as exc:
-            handshakes.labels("unauthorized").inc()
+            metrics.handshake_unauthorized.inc()
             log.debug("websocket unauthorized: %s peer=%s", exc, request.remote)
             await ws.close(code=CLOSE_UNAUTHORIZED, message=b"Unauthorized")
             return ws
         conn = Connection(user_id, ws, transport, peer=request.remote or "")
         if not svc.hub.add(conn):
-            handshakes.labels("over_limit").inc()
+            metrics.handshake_over_limit.inc()
             log.info(
                 "websocket refused: user=%s already has %d connections",
                 user_id,
@@ -90,7 +90,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             await ws.close(code=CLOSE_TOO_MANY, message=b"Too many connections")
             return ws
         try:
-            handshakes.labels("ok").inc()
+            metrics.handshake_ok.inc()
             log.debug("websocket open: user=%s conn=%d peer=%s", user_id, conn.id, conn.peer)
             await ws.send_str(protocol.welcome(user_id))
             await _read_loop(svc, ws, conn)
