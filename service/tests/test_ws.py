@@ -208,9 +208,11 @@ def test_origin_allow_list(env, workdir):
                         session, proc.ws_url, token, headers={"Origin": "https://evil.example"}
                     )
                 assert refused.value.status == 403
-                ws = await connect(
-                    session, proc.ws_url, token, headers={"Origin": "https://app.example.com"}
-                )
+                for origin in ("https://app.example.com", "https://App.Example.com"):
+                    ws = await connect(session, proc.ws_url, token, headers={"Origin": origin})
+                    assert (await receive_json(ws))["type"] == "welcome"
+                    await ws.close()
+                ws = await connect(session, proc.ws_url, token)  # no Origin: not a browser
                 assert (await receive_json(ws))["type"] == "welcome"
                 await ws.close()
 

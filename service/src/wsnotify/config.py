@@ -175,7 +175,8 @@ def _seconds(
 
 
 def _origins(raw: str, problems: list[str]) -> tuple[str, ...]:
-    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    # Scheme and host are case-insensitive; compare lower-cased on both sides.
+    origins = tuple(o.strip().rstrip("/").lower() for o in raw.split(",") if o.strip())
     for origin in origins:
         parts = urlsplit(origin)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:

@@ -42,7 +42,7 @@ async def _token_from_first_message(ws: web.WebSocketResponse, timeout: float) -
 def _origin_allowed(request: web.Request, allowed: tuple[str, ...]) -> bool:
     # No allow-list: any origin. No Origin header: not a browser, nothing to protect against.
     origin = request.headers.get("Origin")
-    return not allowed or origin is None or origin.rstrip("/") in allowed
+    return not allowed or origin is None or origin.rstrip("/").lower() in allowed
 
 
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
