@@ -72,6 +72,11 @@ def run(tmp_path_factory, test_secrets):
         "websocket_handshake",
         {"url": ws, "token": bad_token, "expect": "refused"},
     )
+    add(
+        "expected message missing",
+        "websocket_handshake",
+        {**up, "expect_message_type": "no-such-type", "timeout": 1},
+    )
     add("upgrade with bad token", "websocket_handshake", {**up, "token": bad_token})
     add(
         "refused but accepted",
@@ -227,6 +232,12 @@ def test_upgrade_with_a_bad_token_fails_with_the_auth_hint(run):
     r = failed(run, "upgrade with bad token")
     assert r["close_code"] == 4401 and r["outcome"] == "refused"
     assert "Unauthorized" in r["hint"] and "signed with another secret" in r["hint"]
+
+
+def test_upgrade_waits_for_the_expected_message(run):
+    r = failed(run, "expected message missing")
+    assert r["outcome"] == "upgrade" and r["messages"] == [{"type": "welcome", "user_id": "42"}]
+    assert "no 'no-such-type' message within 1.0s" in r["msg"]
 
 
 def test_refused_expected_but_auth_not_enforced(run):

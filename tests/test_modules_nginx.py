@@ -18,7 +18,7 @@ import pytest
 import yaml
 from helpers.ansible_run import run_tasks, task
 from helpers.moddocs import doc_blocks, raw_blocks
-from helpers.nginx import NginxProcess
+from helpers.nginx import running_nginx
 from helpers.ports import free_port
 
 from module_utils.wsnotify_jwt import mint_token
@@ -66,7 +66,6 @@ def run(tmp_path_factory, test_secrets, tls_material):
     ports = {name: free_port() for name in ("good", "no_ws", "no_upgrade", "down", "other")}
     closed = free_port()
     config = nginx_config(ports, backend.port, free_port(), tls_material)
-    nginx = NginxProcess(config, tmp_path_factory.mktemp("nginx"), ports=list(ports.values()))
     token = mint_token(test_secrets.jwt_secret, "42")
     ca = str(tls_material["ca_bundle"])
 
@@ -120,12 +119,12 @@ def run(tmp_path_factory, test_secrets, tls_material):
         "nginx_site_https_port": ports["good"],
         "nginx_site_tls_certificate_path": str(tls_material["cert"]),
     }
+    prefix = tmp_path_factory.mktemp("nginx")
     try:
-        nginx.start()
-        results = run_tasks(tasks, tmp_path_factory.mktemp("play-nginx"), extra_vars=stack_vars)
-        yield results, nginx, backend, ports
+        with running_nginx(config, prefix, ports=list(ports.values())) as nginx:
+            results = run_tasks(tasks, tmp_path_factory.mktemp("play-nginx"), extra_vars=stack_vars)
+            yield results, nginx, backend, ports
     finally:
-        nginx.stop()
         backend.stop()
 
 
@@ -226,6 +225,7 @@ def test_scheme_and_port_mismatches(run):
 def test_nginx_is_a_real_process_stopped_by_pid(run):
     nginx = run[1]
     assert nginx.pid is not None and nginx.proc.pid == nginx.pid
+    assert int((nginx.prefix / "nginx.pid").read_text()) == nginx.pid
     assert "[emerg]" not in nginx.error_log()
 
 

@@ -2,8 +2,8 @@
 
 Usage (reusable by any test)::
 
-    with NginxProcess(http_config, tmp_path / "nginx", ports=[8443]) as nginx:
-        ...  # nginx.error_log() for diagnostics
+    with running_nginx(http_config, tmp_path / "nginx", ports=[8443]) as nginx:
+        ...  # nginx.pid, nginx.error_log() for diagnostics
 
 ``http_config`` is the body of the ``http {}`` block (server blocks etc.); the main context
 (``daemon off``, pid file, logs and temp paths inside the prefix) is generated around it. Pass
@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from .ports import wait_listening
@@ -119,3 +120,16 @@ class NginxProcess:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def running_nginx(
+    config: str, prefix: Path, ports: list[int] | None = None, full_config: bool = False
+) -> Iterator[NginxProcess]:
+    """nginx from ``config`` (``nginx -t`` first), up on ``ports``; stopped by PID on exit."""
+    nginx = NginxProcess(config, prefix, ports=ports, full_config=full_config)
+    nginx.start()
+    try:
+        yield nginx
+    finally:
+        nginx.stop()
