@@ -29,7 +29,13 @@ from procs import Server
 from wsnotify_target import Wsnotify
 
 BENCH = Path(__file__).resolve().parent
-HANDSHAKE_LADDER = ["aiohttp", "aiohttp+hb", "aiohttp+hb+welcome", "aiohttp+hb+welcome+jwt"]
+HANDSHAKE_LADDER = [
+    "aiohttp",
+    "aiohttp+hb",
+    "aiohttp+hb+welcome",
+    "aiohttp+hb+welcome+jwt",
+    "aiohttp+hb+welcome+jwtlite",
+]
 MEMORY_LADDER = ["uvproto", "aiohttp", "aiohttp+hb+welcome+jwt"]
 
 
@@ -69,7 +75,7 @@ async def decompose(p: run.Params, work: Path) -> dict:
     def target(server: Server, mode: str) -> Target:
         if mode == "uvproto":
             return Target(port=server.port, path=None)
-        headers = {"Authorization": f"Bearer {token}"} if "+jwt" in mode else {}
+        headers = {"Authorization": f"Bearer {token}"} if "+jwt" in mode else {}  # +jwtlite too
         return Target(server.port, "/ws", lambda _i: headers, want_welcome="+welcome" in mode)
 
     out: dict = {"handshakes": {}, "memory": {}}
