@@ -229,9 +229,11 @@ def test_slow_client_does_not_delay_others_and_is_dropped(env, workdir):
                     client_median_difference_ms=round(statistics.median(differences), 2),
                 )
                 print(f"\nslow client vs fan-out to {CLIENTS}: {report}")
-                # The server's write loop over 1,000 clients: a few ms at most apart (machine
-                # load shared with other work makes single runs noisy), never seconds.
-                assert server_ms("broadcast") - server_ms("user") < 5.0, report
+                # The server's write loop over 1,000 clients: a few ms at most apart, never
+                # seconds. The allowance grows with the baseline because this machine is shared
+                # (other work stretches every fan-out; unloaded, the baseline is ~10 ms).
+                allowance = 5.0 + 0.1 * server_ms("user")
+                assert server_ms("broadcast") - server_ms("user") < allowance, report
                 # End to end, as the 1,000 receivers see it (noisier still: they share the
                 # machine); a fan-out that waited on the slow client would miss this by seconds.
                 assert statistics.median(differences) < 15.0, (report, pairs)

@@ -84,7 +84,7 @@ def test_missing_token_times_out_with_4401_and_reason(service):
     code, reason, elapsed = run(scenario())
     assert code == 4401
     assert reason == "Unauthorized"
-    assert 0.8 < elapsed < 3  # WSNOTIFY_AUTH_TIMEOUT=1 in the test environment
+    assert 0.8 < elapsed < 4  # WSNOTIFY_AUTH_TIMEOUT=1 in the test environment
 
 
 def test_non_auth_first_message_is_refused(service):
