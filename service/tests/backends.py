@@ -180,6 +180,15 @@ class PostgresServer(_Server):
             postgres = pwd.getpwnam("postgres")
             os.chown(self.dir, postgres.pw_uid, postgres.pw_gid)
             os.chmod(self.dir, 0o700)
+        if os.geteuid() == 0:
+            reachable = subprocess.run(
+                ["runuser", "-u", "postgres", "--", "test", "-w", str(self.dir)], check=False
+            )
+            if reachable.returncode != 0:
+                raise RuntimeError(
+                    f"{self.dir} is not reachable by the postgres user (a parent directory is "
+                    "private): use a directory from tempfile.mkdtemp() under /tmp"
+                )
         pwfile = self.dir / "pwfile"
         pwfile.write_text(self.password + "\n")
         if os.geteuid() == 0:

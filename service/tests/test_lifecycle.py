@@ -275,3 +275,39 @@ def test_serve_reports_a_port_in_use(env):
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stdout
     assert "set WSNOTIFY_PORT" in result.stdout
+
+
+def test_no_secret_or_token_in_logs_even_at_debug(env, workdir, postgres, redis):
+    proc = ServiceProcess({**env, "WSNOTIFY_LOG_LEVEL": "debug"}, free_port(), workdir).start()
+    good, bad = make_token("logged-user"), make_token("x", secret="wrong-secret-" + "0" * 30)
+    try:
+
+        async def scenario() -> None:
+            async with aiohttp.ClientSession() as session:
+                ws = await session.ws_connect(proc.ws_url, params={"token": good})
+                assert (await receive_json(ws))["type"] == "welcome"
+                await ws.send_str('{"type":"ack","ids":[1]}')
+                await ws.send_str("not json")
+                refused = await session.ws_connect(proc.ws_url, params={"token": bad})
+                assert await expect_close(refused) == 4401
+                await asyncio.to_thread(
+                    publish_http, proc.base, {"user_id": "logged-user", "title": "t"}
+                )
+                await receive_json(ws)
+                await ws.close()
+
+        run(scenario())
+    finally:
+        proc.stop()
+    output = proc.output()
+    assert "websocket open: user=logged-user" in output  # debug logging was really on
+    for secret in (
+        env["JWT_SECRET"],
+        env["PUBLISH_TOKEN"],
+        postgres.password,
+        redis.password,
+        good,
+        bad,
+        good.split(".")[2],  # not even a token's signature
+    ):
+        assert secret not in output
