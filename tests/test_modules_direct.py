@@ -31,13 +31,13 @@ def run(tmp_path_factory, test_secrets):
     wrong_accept = server(accept_mode="wrong").start()
     mangled = server(delivery="mangled").start()
     silent = server(delivery="none").start()
-    # The slow server's port opens 1.5 s after the task before its check touches the good server:
+    # The slow server's port opens 2.5 s after the task before its check touches the good server:
     # the retried task really meets "connection refused" first, whatever the play's pace.
     slow = server(port=free_port())
 
     def trigger(_method: str, target: str) -> None:
         if "trigger-slow-start" in target and slow._thread is None:
-            slow.start(delay=1.5)
+            slow.start(delay=2.5)
 
     good.on_request = trigger
     closed_port = free_port()
@@ -107,11 +107,15 @@ def run(tmp_path_factory, test_secrets):
         },
     )
     add("unknown path", "websocket_handshake", {**up, "url": f"ws://{good.base}/nope"})
-    add("trigger slow start", "websocket_handshake", {**up, "url": ws + "?trigger-slow-start"})
+    add(
+        "trigger slow start",
+        "websocket_handshake",
+        {**up, "url": ws + "?trigger-slow-start", "hold": 0},
+    )
     add(
         "slow start with retries",
         "websocket_handshake",
-        {**up, "url": f"ws://{slow.base}/ws", "retries": 40, "delay": 0.1},
+        {**up, "url": f"ws://{slow.base}/ws", "retries": 80, "delay": 0.1},
     )
     add(
         "roundtrip jwt secret",
