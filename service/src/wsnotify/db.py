@@ -14,7 +14,7 @@ import asyncpg
 
 from .protocol import ListQuery, Notification, PublishRequest
 
-_MIGRATION_LOCK = 0x77736E6F  # pg_advisory_xact_lock key: concurrent `migrate` runs serialize.
+_MIGRATION_LOCK = 0x77736E6F  # advisory lock key ("wsno"): concurrent `migrate` runs serialize
 
 
 @dataclass(frozen=True)
@@ -57,10 +57,15 @@ class SchemaError(Exception):
 
 
 async def migrate(dsn: str) -> list[Migration]:
-    """Apply the migrations not applied yet, each in its own transaction; return them."""
+    """Apply the migrations not applied yet, each in its own transaction; return them.
+
+    A session advisory lock serializes concurrent runs (two hosts deploying at once), including
+    the creation of ``schema_migrations`` itself.
+    """
     conn = await asyncpg.connect(dsn, timeout=10)
     applied: list[Migration] = []
     try:
+        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
         await conn.execute(
             """CREATE TABLE IF NOT EXISTS schema_migrations (
                    version    INTEGER PRIMARY KEY,
@@ -68,23 +73,20 @@ async def migrate(dsn: str) -> list[Migration]:
                    applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
                )"""
         )
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
         for migration in MIGRATIONS:
+            if migration.version in done:
+                continue
             async with conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
-                done = await conn.fetchval(
-                    "SELECT 1 FROM schema_migrations WHERE version = $1", migration.version
-                )
-                if done:
-                    continue
                 await conn.execute(migration.sql)
                 await conn.execute(
                     "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
                     migration.version,
                     migration.name,
                 )
-                applied.append(migration)
+            applied.append(migration)
     finally:
-        await conn.close()
+        await conn.close()  # also releases the advisory lock
     return applied
 
 
