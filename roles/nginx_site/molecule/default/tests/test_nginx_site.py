@@ -69,6 +69,13 @@ def snapshot(host):
     return out.stdout
 
 
+def worker_pids(host):
+    """nginx's worker processes: a reload replaces them, so unchanged PIDs mean no reload."""
+    out = host.run("pgrep -P $(cat /run/nginx.pid) | sort")
+    assert out.rc == 0 and out.stdout.strip(), out.stderr
+    return out.stdout
+
+
 def test_nginx_is_enabled_running_and_accepts_its_configuration(host):
     assert host.service("nginx").is_enabled
     assert host.service("nginx").is_running
@@ -159,20 +166,28 @@ def test_check_mode_on_the_converged_host_reports_no_change():
 
 
 def test_invalid_directive_is_rejected_restored_and_nginx_keeps_serving(host):
-    before = snapshot(host)
-    result = run_converge("-e", '{"nginx_site_extra_directives": ["bogus_directive on;"]}')
+    before, workers = snapshot(host), worker_pids(host)
+    result = run_converge(
+        "--skip-tags",
+        "test-setup",
+        "-e",
+        '{"nginx_site_extra_directives": ["bogus_directive on;"]}',
+    )
     assert result.returncode != 0, result.stdout
     assert "nginx rejected the new configuration of site wsnotify" in flat(result.stdout)
     assert 'unknown directive "bogus_directive"' in flat(result.stdout), result.stdout
-    # Same files with the same contents, no backup left behind, and nothing reloaded.
+    # Same files with the same contents, no backup left behind, and no reload.
     assert snapshot(host) == before
+    assert worker_pids(host) == workers, "nginx was reloaded after a rejected change"
     assert "bogus_directive" not in host.run("nginx -T").stdout
     assert curl_json(host, "https://localhost/healthz")["path"] == "/healthz"
 
 
 def test_rejected_new_site_is_removed_with_its_link(host):
-    before = snapshot(host)
+    before, workers = snapshot(host), worker_pids(host)
     result = run_converge(
+        "--skip-tags",
+        "test-setup",
         "-e",
         json.dumps(
             {
@@ -190,5 +205,6 @@ def test_rejected_new_site_is_removed_with_its_link(host):
     assert host.run("test -e /etc/nginx/sites-available/broken").rc == 1
     assert host.run("test -L /etc/nginx/sites-enabled/broken").rc == 1
     assert snapshot(host) == before
+    assert worker_pids(host) == workers, "nginx was reloaded after a rejected change"
     assert host.run("nginx -t").rc == 0
     assert curl_json(host, "https://localhost/healthz")["path"] == "/healthz"
