@@ -311,3 +311,31 @@ def test_no_secret_or_token_in_logs_even_at_debug(env, workdir, postgres, redis)
         good.split(".")[2],  # not even a token's signature
     ):
         assert secret not in output
+
+
+def test_postgres_outage_is_a_503_then_recovers(workdir, redis):
+    pg = start_postgres(Path(workdir) / "pg-outage", free_port())
+    env = base_env(pg.url, redis.url)
+    subprocess.run(wsnotify_cmd("migrate"), env=env, check=True, capture_output=True)
+    proc = ServiceProcess(env, free_port(), workdir).start()
+    token = make_token("pg-outage-user")
+    try:
+        pg.stop()
+        status, body = get_json(proc.base, "/healthz", None)
+        assert (status, body["postgres"], body["redis"]) == (503, "unavailable", "ok")
+        status, body = publish_http(proc.base, {"user_id": "pg-outage-user", "title": "t"})
+        assert (status, body) == (503, {"error": "storage unavailable, retry later"})
+        status, body = get_json(proc.base, "/api/user/notifications", token)
+        assert status == 503
+        pg.start()
+        deadline = time.monotonic() + 15
+        while get_json(proc.base, "/healthz", None)[0] != 200:
+            assert time.monotonic() < deadline, "service did not recover after postgres restart"
+            time.sleep(0.2)
+        status, body = publish_http(proc.base, {"user_id": "pg-outage-user", "title": "t"})
+        assert status == 202
+        status, listing = get_json(proc.base, "/api/user/notifications", token)
+        assert status == 200 and [n["id"] for n in listing["notifications"]] == [body["id"]]
+    finally:
+        proc.stop()
+        pg.stop()
