@@ -156,6 +156,10 @@ async def serve(config: Config) -> int:
         log.error("%s", exc)
         await _release(store, publisher, None)
         return 1
+    except Exception as exc:  # PostgreSQL went away between the ping and the check
+        log.error("cannot read the schema version: %s; restarting is safe", scrub(exc, config))
+        await _release(store, publisher, None)
+        return 1
 
     metrics = Metrics()
     svc = Service(config=config, metrics=metrics, store=store, publisher=publisher)
