@@ -65,8 +65,11 @@ def verify_token(token: str, settings: JwtSettings) -> str:
         )
     except jwt.PyJWTError as exc:
         raise AuthError(f"{type(exc).__name__}: {exc}") from None
+    sub = claims.get("sub")
+    if not isinstance(sub, str):  # RFC 7519: a string; numbers are not silently converted
+        raise AuthError("sub claim must be a string")
     try:
-        return parse_user_id(claims.get("sub"))
+        return parse_user_id(sub)
     except ValidationError as exc:
         raise AuthError(f"sub claim: {exc}") from None
 
