@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import protocol
+from . import __version__, protocol
 from .auth import JwtSettings, mint_token
 from .config import EX_CONFIG, Config, ConfigError, load_config, scrub
 from .logs import setup_logging
@@ -26,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
         description="WebSocket notification service. Configuration comes from the environment "
         "(see the README); nothing is read from files or flags.",
     )
+    parser.add_argument("--version", action="version", version=f"wsnotify {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("serve", help="run the service (systemd Type=notify aware)")
     sub.add_parser("check-config", help="validate the environment; no network, no side effects")
