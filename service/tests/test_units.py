@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import struct
-import tempfile
 import time
 
 import jwt
@@ -253,9 +252,9 @@ def test_user_isolation_and_limits_in_the_hub():
 # ---- systemd ----
 
 
-def test_notifier_sends_datagrams_and_is_a_noop_without_socket():
+def test_notifier_sends_datagrams_and_is_a_noop_without_socket(tmp_path):
     assert not Notifier(None).notify("READY=1")
-    path = os.path.join(tempfile.mkdtemp(), "notify")
+    path = str(tmp_path / "notify")
     receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     receiver.bind(path)
     try:
