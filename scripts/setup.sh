@@ -47,6 +47,16 @@ if [ "$(cat "$CACHE/venv.stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" >"$CACHE/venv.stamp"
 fi
 
+# --- The benchmarks' Node baseline (ws, pinned by bench/package-lock.json) ------------------
+if [ -f bench/package-lock.json ]; then
+  want=$(stamp bench/package-lock.json)
+  if [ "$(cat "$CACHE/npm.stamp" 2>/dev/null)" != "$want" ] || [ ! -d bench/node_modules ]; then
+    say "installing the benchmarks' Node baseline (npm ci)"
+    npm ci --prefix bench --no-audit --no-fund --silent || die "npm ci in bench/ failed; is the npm registry reachable?"
+    echo "$want" >"$CACHE/npm.stamp"
+  fi
+fi
+
 # --- Test-only collections, from PyPI's `ansible` wheel (Galaxy is unreachable) ------------
 ANSIBLE_WHEEL_VERSION=12.3.0
 COLLECTIONS=(containers/podman ansible/posix)
