@@ -22,7 +22,7 @@ from backends import (
     start_postgres,
     start_redis,
 )
-from harness import ServiceProcess, base_env, wsnotify_cmd
+from wsnotify_harness import ServiceProcess, base_env, wsnotify_cmd
 
 
 def pytest_configure(config: pytest.Config) -> None:

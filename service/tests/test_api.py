@@ -7,7 +7,7 @@ import json
 import uuid
 
 import pytest
-from harness import (
+from wsnotify_harness import (
     PUBLISH_TOKEN,
     get_json,
     make_token,

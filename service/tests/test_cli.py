@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 from backends import free_port, start_postgres
-from harness import base_env, get_json, make_token, wsnotify_cmd
+from wsnotify_harness import base_env, get_json, make_token, wsnotify_cmd
 
 
 def test_concurrent_migrations_apply_once_then_report_up_to_date(workdir, redis):

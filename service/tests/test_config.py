@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from harness import wsnotify_cmd
+from wsnotify_harness import wsnotify_cmd
 
 from wsnotify.config import EX_CONFIG, ConfigError, Secret, load_config
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import os
 import socket
 import subprocess
 import time
@@ -14,7 +11,7 @@ from pathlib import Path
 
 import aiohttp
 from backends import RedisServer, free_port, start_postgres, start_redis
-from harness import (
+from wsnotify_harness import (
     ServiceProcess,
     base_env,
     connect,
@@ -22,6 +19,7 @@ from harness import (
     get_json,
     make_token,
     publish_http,
+    raw_handshake,
     receive_json,
     run,
     wsnotify_cmd,
@@ -110,37 +108,6 @@ def test_redis_restart_resyncs_and_loses_nothing(postgres, workdir, env):
         redis.stop()
 
 
-def _raw_handshake(port: int, token: str, rcvbuf: int | None = None) -> socket.socket:
-    """A WebSocket client that completes the upgrade by hand and then never reads.
-
-    ``rcvbuf`` shrinks its receive window (set before connecting, so it is what the
-    handshake advertises), making it a slow reader for real.
-    """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if rcvbuf is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    sock.connect(("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-            f"Authorization: Bearer {token}\r\n\r\n"
-        ).encode()
-    )
-    response = b""
-    while not response.endswith(b"\r\n\r\n"):  # byte by byte: leave frames in the socket
-        byte = sock.recv(1)
-        assert byte, "server closed during the handshake"
-        response += byte
-    assert response.startswith(b"HTTP/1.1 101")
-    accept = base64.b64encode(
-        hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
-    ).decode()
-    assert accept.encode() in response
-    return sock
-
-
 def test_sigterm_closes_everyone_with_1001_within_5s(env, workdir):
     proc = ServiceProcess(env, free_port(), workdir).start()
     deaf = None
@@ -156,7 +123,7 @@ def test_sigterm_closes_everyone_with_1001_within_5s(env, workdir):
                 # One client still in the auth phase (no token yet).
                 pending = await session.ws_connect(proc.ws_url)
                 nonlocal deaf
-                deaf = await asyncio.to_thread(_raw_handshake, proc.port, make_token("deaf"))
+                deaf = await asyncio.to_thread(raw_handshake, proc.port, make_token("deaf"))
                 await asyncio.sleep(0.2)
                 stopper = asyncio.create_task(asyncio.to_thread(proc.stop))
                 codes = await asyncio.gather(

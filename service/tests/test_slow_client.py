@@ -10,8 +10,7 @@ import struct
 
 import aiohttp
 from backends import free_port
-from harness import PUBLISH_TOKEN, ServiceProcess, make_token, run
-from test_lifecycle import _raw_handshake
+from wsnotify_harness import PUBLISH_TOKEN, ServiceProcess, make_token, raw_handshake, run
 
 CLIENTS = 1000
 ROUNDS = 30
@@ -182,7 +181,7 @@ def test_slow_client_does_not_delay_others_and_is_dropped(env, workdir):
                 # Calibration: the kernel absorbs megabytes before the server's own buffer
                 # grows, so first learn how many big messages drop a never-reading client.
                 slow.append(
-                    await asyncio.to_thread(_raw_handshake, proc.port, make_token("slow-a"), 4096)
+                    await asyncio.to_thread(raw_handshake, proc.port, make_token("slow-a"), 4096)
                 )
                 sent = 0
                 while await _drops(session, proc.base) == 0:
@@ -195,7 +194,7 @@ def test_slow_client_does_not_delay_others_and_is_dropped(env, workdir):
                 # A second never-reading client, stuffed to a few hundred KB below its limit:
                 # it has a large server-side buffer and stays in every broadcast's fan-out.
                 slow.append(
-                    await asyncio.to_thread(_raw_handshake, proc.port, make_token("slow-b"), 4096)
+                    await asyncio.to_thread(raw_handshake, proc.port, make_token("slow-b"), 4096)
                 )
                 for _ in range(sent - 6):
                     await _stuff(session, proc.base, "slow-b")

@@ -10,7 +10,7 @@ import warnings
 
 import aiohttp
 import pytest
-from harness import (
+from wsnotify_harness import (
     connect,
     expect_close,
     get_json,
@@ -193,7 +193,7 @@ def test_ack_marks_read(service):
 
 def test_origin_allow_list(env, workdir):
     from backends import free_port
-    from harness import ServiceProcess
+    from wsnotify_harness import ServiceProcess
 
     proc = ServiceProcess(
         {**env, "WSNOTIFY_ALLOWED_ORIGINS": "https://app.example.com"}, free_port(), workdir
@@ -223,7 +223,7 @@ def test_origin_allow_list(env, workdir):
 
 def test_per_user_connection_limit(env, workdir):
     from backends import free_port
-    from harness import ServiceProcess
+    from wsnotify_harness import ServiceProcess
 
     proc = ServiceProcess(
         {**env, "WSNOTIFY_MAX_CONNECTIONS_PER_USER": "2"}, free_port(), workdir

@@ -15,6 +15,7 @@ then fetches from the API cannot miss anything.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -130,7 +131,7 @@ class Subscriber:
                         backoff,
                     )
             self._set_subscribed(False)
-            await asyncio.sleep(backoff * (0.5 + random.random() / 2))
+            await asyncio.sleep(backoff * (0.5 + random.random() / 2))  # noqa: S311 (jitter)
             backoff = min(backoff * 2, BACKOFF_MAX)
 
     def _set_subscribed(self, value: bool) -> None:
@@ -165,11 +166,9 @@ class Subscriber:
                 self._on_resync()
             await self._pump(pubsub)
         finally:
-            try:
+            with contextlib.suppress(Exception):  # already broken: nothing left to release
                 await pubsub.aclose()
                 await client.aclose()
-            except Exception:  # the connection is already broken; nothing to release
-                pass
 
     async def _pump(self, pubsub: aioredis.client.PubSub) -> None:
         deliver = self._deliver

@@ -94,7 +94,23 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-_COLUMNS = "n.id, n.user_id, n.title, n.body, n.data, n.created_at"
+# Static statements only (asyncpg prepares and caches them); every value is a parameter.
+_INSERT = """
+    INSERT INTO notifications (user_id, title, body, data) VALUES ($1, $2, $3, $4)
+    RETURNING id, user_id, title, body, data, created_at"""
+_LIST = """
+    SELECT n.id, n.user_id, n.title, n.body, n.data, n.created_at
+    FROM notifications n
+    LEFT JOIN notification_reads r ON r.notification_id = n.id AND r.user_id = $1
+    WHERE (n.user_id = $1 OR n.user_id IS NULL) AND n.id > $2
+      AND (NOT $4::boolean OR r.notification_id IS NULL)
+    ORDER BY n.id LIMIT $3"""
+# $2 NULL = everything visible to the user; otherwise only those ids (if visible).
+_MARK_READ = """
+    INSERT INTO notification_reads (user_id, notification_id)
+    SELECT $1, n.id FROM notifications n
+    WHERE (n.user_id = $1 OR n.user_id IS NULL) AND ($2::bigint[] IS NULL OR n.id = ANY($2))
+    ON CONFLICT DO NOTHING"""
 
 
 def _row(record: asyncpg.Record) -> Notification:
@@ -150,49 +166,18 @@ class Store:
 
     async def insert(self, request: PublishRequest) -> Notification:
         record = await self._pool.fetchrow(
-            """INSERT INTO notifications AS n (user_id, title, body, data)
-               VALUES ($1, $2, $3, $4) RETURNING """
-            + _COLUMNS,
-            request.user_id,
-            request.title,
-            request.body,
-            request.data,
+            _INSERT, request.user_id, request.title, request.body, request.data
         )
         return _row(record)
 
     async def list_for(self, user_id: str, query: ListQuery) -> list[Notification]:
         """Notifications visible to ``user_id`` (own and broadcast), oldest first after a cursor."""
-        unread = "AND r.notification_id IS NULL" if query.unread else ""
-        records = await self._pool.fetch(
-            f"""SELECT {_COLUMNS} FROM notifications n
-                LEFT JOIN notification_reads r
-                       ON r.notification_id = n.id AND r.user_id = $1
-                WHERE (n.user_id = $1 OR n.user_id IS NULL) AND n.id > $2 {unread}
-                ORDER BY n.id LIMIT $3""",
-            user_id,
-            query.after_id,
-            query.limit,
-        )
+        records = await self._pool.fetch(_LIST, user_id, query.after_id, query.limit, query.unread)
         return [_row(r) for r in records]
 
     async def mark_read(self, user_id: str, ids: Sequence[int] | None) -> int:
         """Mark ``ids`` (or, with None, everything visible) read; returns newly marked rows."""
-        visible = "(n.user_id = $1 OR n.user_id IS NULL)"
-        if ids is None:
-            result = await self._pool.execute(
-                f"""INSERT INTO notification_reads (user_id, notification_id)
-                    SELECT $1, n.id FROM notifications n WHERE {visible}
-                    ON CONFLICT DO NOTHING""",
-                user_id,
-            )
-        else:
-            if not ids:
-                return 0
-            result = await self._pool.execute(
-                f"""INSERT INTO notification_reads (user_id, notification_id)
-                    SELECT $1, n.id FROM notifications n WHERE {visible} AND n.id = ANY($2)
-                    ON CONFLICT DO NOTHING""",
-                user_id,
-                list(ids),
-            )
+        if ids is not None and not ids:
+            return 0
+        result = await self._pool.execute(_MARK_READ, user_id, None if ids is None else list(ids))
         return int(result.rsplit(" ", 1)[-1])

@@ -156,8 +156,8 @@ async def close_socket(
     try:
         await asyncio.wait_for(ws.close(code=code, message=reason, drain=False), grace)
         clean = True
-    except Exception:  # timeout or a broken transport: either way, cut it below
-        pass
+    except Exception as exc:  # timeout or a broken transport: either way, cut it below
+        log.debug("close %d not completed cleanly: %s", code, type(exc).__name__)
     try:
         while clean and _buffered(transport) and loop.time() < deadline:
             await asyncio.sleep(0.05)

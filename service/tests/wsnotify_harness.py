@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -187,3 +190,34 @@ def base_env(database_url: str, redis_url: str) -> dict[str, str]:
         "WSNOTIFY_AUTH_TIMEOUT": "1",
         "WSNOTIFY_LOG_LEVEL": "info",
     }
+
+
+def raw_handshake(port: int, token: str, rcvbuf: int | None = None) -> socket.socket:
+    """A WebSocket client that completes the upgrade by hand and then never reads.
+
+    ``rcvbuf`` shrinks its receive window (set before connecting, so it is what the
+    handshake advertises), making it a slow reader for real.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Authorization: Bearer {token}\r\n\r\n"
+        ).encode()
+    )
+    response = b""
+    while not response.endswith(b"\r\n\r\n"):  # byte by byte: leave frames in the socket
+        byte = sock.recv(1)
+        assert byte, "server closed during the handshake"
+        response += byte
+    assert response.startswith(b"HTTP/1.1 101")
+    accept = base64.b64encode(
+        hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
+    ).decode()
+    assert accept.encode() in response
+    return sock

@@ -9,7 +9,7 @@ import time
 
 import jwt
 import pytest
-from harness import AUDIENCE, ISSUER, JWT_SECRET, make_token
+from wsnotify_harness import AUDIENCE, ISSUER, JWT_SECRET, make_token
 
 from wsnotify import protocol
 from wsnotify.auth import (
