@@ -27,7 +27,9 @@ def release_id(source: Path) -> tuple[str, str]:
     version = tomllib.loads((source / "pyproject.toml").read_text())["project"]["version"]
     digest = hashlib.sha256()
     inputs = [source / "pyproject.toml", source / "requirements.lock"]
-    inputs += sorted(p for p in (source / "src").rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    inputs += sorted(
+        p for p in (source / "src").rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    )
     for path in inputs:
         digest.update(str(path.relative_to(source)).encode() + b"\0" + path.read_bytes() + b"\0")
     return version, f"{version}-{digest.hexdigest()[:12]}"
@@ -58,7 +60,11 @@ def main() -> int:
         partial.rename(tarball)
         shutil.rmtree(work)
         built = True
-    print(json.dumps({"release": release, "tarball": str(tarball), "version": version, "built": built}))
+    print(
+        json.dumps(
+            {"release": release, "tarball": str(tarball), "version": version, "built": built}
+        )
+    )
     return 0
 
 
