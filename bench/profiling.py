@@ -9,6 +9,7 @@ runs are for the "where", measuring runs for the "how much".
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -98,4 +99,44 @@ def render(title: str, summary: dict[str, object]) -> str:
         lines.append(f"  top {label} time:")
         for name, pct in summary[key]:  # type: ignore[attr-defined]
             lines.append(f"    {pct:5.1f}%  {name}")
+    return "\n".join(lines)
+
+
+def memory_summary(path: Path, connections: int, top: int = 15) -> dict[str, object]:
+    """Allocation growth per source line while ``connections`` idle clients opened (bytes per
+    connection), from tracemalloc_serve.py's dump."""
+    if not path.exists():
+        return {"error": f"no tracemalloc dump at {path}; see the wsnotify-B log"}
+    data = json.loads(path.read_text())
+    per = max(connections, 1)
+
+    def rows(key: str) -> list[tuple[str, float]]:
+        return [(_site(r["site"]), round(r["bytes"] / per)) for r in data[key][:top]]
+
+    return {
+        "connections": connections,
+        "traced_bytes_per_conn": round(data["total_bytes_lineno"] / per),
+        "by_line": rows("by_lineno"),
+        "by_file": rows("by_filename"),
+    }
+
+
+def _site(site: str) -> str:
+    """Shorten ``/long/path/pkg/file.py:12`` to ``pkg/file.py:12``."""
+    path, _, line = site.rpartition(":")
+    short = "/".join(Path(path).parts[-2:]) if path else site
+    return f"{short}:{line}" if line and line != "0" else short
+
+
+def render_memory(summary: dict[str, object]) -> str:
+    if "error" in summary:
+        return f"wsnotify memory: {summary['error']}"
+    lines = [
+        f"wsnotify memory growth per idle connection (tracemalloc, "
+        f"{summary['connections']} connections): {summary['traced_bytes_per_conn']} B traced"
+    ]
+    for title, key in (("by file", "by_file"), ("by line", "by_line")):
+        lines.append(f"  {title}:")
+        for site, nbytes in summary[key]:  # type: ignore[attr-defined]
+            lines.append(f"    {nbytes:6d} B  {site}")
     return "\n".join(lines)

@@ -123,17 +123,34 @@ async def measure_handshakes(server: Server, target: Target, p: Params) -> dict[
     }
 
 
-async def open_idle(server: Server, target: Target, p: Params) -> tuple[dict[str, float], list]:
+async def _signal_and_wait(pid: int, sig: int, path: Path, timeout: float = 120) -> None:
+    """Signal the tracemalloc wrapper and wait until it wrote ``path`` (snapshots of a heap
+    with thousands of connections take seconds, with the server's loop blocked meanwhile)."""
+    os.kill(pid, sig)
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no {path} {timeout:.0f} s after signal {sig} to {pid}")
+        await asyncio.sleep(0.2)
+
+
+async def open_idle(
+    server: Server, target: Target, p: Params, trace: Path | None = None
+) -> tuple[dict[str, float], list]:
     """Open ``p.conns`` idle clients; RSS growth per connection from /proc/PID/status."""
     warm = await loadgen.open_many(target, 4, 4)  # load lazily imported code first
     await loadgen.close_many(warm)
     await asyncio.sleep(p.settle / 2)
     rss0 = procs.rss_kb(server.pid)
+    if trace is not None:  # tracemalloc baseline before the connections, growth after
+        await _signal_and_wait(server.pid, signal.SIGUSR2, trace.with_suffix(".mark"))
     t0 = time.monotonic()
     clients = await loadgen.open_many(target, p.conns, p.open_concurrency)
     opened_s = time.monotonic() - t0
     await asyncio.sleep(p.settle)
     rss1 = procs.rss_kb(server.pid)
+    if trace is not None:
+        await _signal_and_wait(server.pid, signal.SIGUSR1, trace)
     return {
         "connections": len(clients),
         "rss_before_kb": rss0,
@@ -265,7 +282,8 @@ async def pass_raw(work: Path, p: Params, frame: bytes) -> dict:
 
 async def pass_wsnotify(ws: Wsnotify, p: Params) -> dict:
     """wsnotify: handshakes with JWT on node A; idle RSS, broadcast and cross-node on node B."""
-    a, b = ws.start_pair()
+    trace = p.profile_dir / "memory-open.json" if p.profile_dir is not None else None
+    a, b = ws.start_pair(trace_b=trace)
     profiles: dict[str, dict] = {}
 
     def profiled(server: Server, phase: str) -> contextlib.AbstractContextManager[None]:
@@ -281,7 +299,9 @@ async def pass_wsnotify(ws: Wsnotify, p: Params) -> dict:
             hs = await measure_handshakes(a, ws.target(a, "hs", users=2000), p)
         out: dict = {"handshakes": hs}
         with profiled(b, "open"):
-            out["idle"], clients = await open_idle(b, ws.target(b, "idle"), p)
+            out["idle"], clients = await open_idle(b, ws.target(b, "idle"), p, trace)
+        if trace is not None:
+            profiles["memory"] = profiling.memory_summary(trace, len(clients))
         try:
             await ws.calibrate(b, clients, PAYLOAD_BYTES)
             with profiled(b, "fanout"):
@@ -293,7 +313,8 @@ async def pass_wsnotify(ws: Wsnotify, p: Params) -> dict:
         finally:
             await loadgen.close_many(clients)
         for info in profiles.values():
-            info.update(profiling.summarise(Path(info["raw"])))
+            if "raw" in info:
+                info.update(profiling.summarise(Path(info["raw"])))
         if profiles:
             out["profiles"] = profiles
         return out
@@ -598,7 +619,10 @@ def main(argv: list[str] | None = None) -> int:
     print(table(results["summary"], p.conns))
     for r in results["rounds"]:
         for phase, summary in r.get("wsnotify", {}).get("profiles", {}).items():
-            print(profiling.render(f"wsnotify profile, {phase}", summary))
+            if phase == "memory":
+                print(profiling.render_memory(summary))
+            else:
+                print(profiling.render(f"wsnotify profile, {phase}", summary))
     print(f"results: {path} ({results['duration_s']} s)")
     if args.smoke:
         problems = check_smoke(results, only)

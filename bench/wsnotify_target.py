@@ -126,13 +126,19 @@ class Wsnotify:
         if done.returncode != 0:
             raise RuntimeError(f"wsnotify migrate failed ({done.returncode}): {done.stderr[-800:]}")
 
-    def start_pair(self) -> tuple[Server, Server]:
+    def start_pair(self, trace_b: Path | None = None) -> tuple[Server, Server]:
+        """Start A and B; with ``trace_b``, B runs under tracemalloc (tracemalloc_serve.py)
+        and writes its allocation growth there on SIGUSR1."""
         self._starts += 1
         for name in ("A", "B"):
             port = procs.free_port()
             log = self.work / f"wsnotify-{name}-{self._starts}.log"
             argv = [self.python, "-m", "wsnotify", "serve"]
-            server = procs.start_pinned(f"wsnotify-{name}", argv, port, log, env=self.env(port))
+            env = self.env(port)
+            if name == "B" and trace_b is not None:
+                argv = [self.python, str(Path(__file__).with_name("tracemalloc_serve.py"))]
+                env["BENCH_TRACEMALLOC_OUT"] = str(trace_b)
+            server = procs.start_pinned(f"wsnotify-{name}", argv, port, log, env=env)
             self.pair.append(server)
         for server in self.pair:
             procs.wait_listening(server, timeout=30)

@@ -107,3 +107,24 @@ def test_profile_summary_counts_self_and_inclusive(tmp_path: Path) -> None:
     assert summary["self_pct"][0] == ("decode (jwt/api.py)", 75.0)
     assert ("handle (app/ws.py)", 100.0) in summary["inclusive_pct"]
     assert "75.0%" in profiling.render("t", summary)
+
+
+def test_memory_summary_is_per_connection_and_short(tmp_path: Path) -> None:
+    dump = tmp_path / "m.json"
+    site = "/venv/lib/python3.11/site-packages/aiohttp/web_protocol.py"
+    dump.write_text(
+        json.dumps(
+            {
+                "by_lineno": [{"site": f"{site}:446", "bytes": 30_000, "blocks": 400}],
+                "by_filename": [{"site": f"{site}:0", "bytes": 50_000, "blocks": 700}],
+                "total_bytes_lineno": 150_000,
+                "total_bytes_filename": 150_000,
+            }
+        )
+    )
+    summary = profiling.memory_summary(dump, 10)
+    assert summary["traced_bytes_per_conn"] == 15_000
+    assert summary["by_line"] == [("aiohttp/web_protocol.py:446", 3000)]
+    assert summary["by_file"] == [("aiohttp/web_protocol.py", 5000)]
+    assert "3000 B  aiohttp/web_protocol.py:446" in profiling.render_memory(summary)
+    assert "error" in profiling.memory_summary(tmp_path / "missing.json", 10)
