@@ -208,3 +208,67 @@ def test_rejected_new_site_is_removed_with_its_link(host):
     assert worker_pids(host) == workers, "nginx was reloaded after a rejected change"
     assert host.run("nginx -t").rc == 0
     assert curl_json(host, "https://localhost/healthz")["path"] == "/healthz"
+
+
+def make_pair(directory, name):
+    """A throwaway certificate and key for localhost, made on the controller."""
+    crt, key = directory / f"{name}.crt", directory / f"{name}.key"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"),
+            *("-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"),
+            *("-keyout", str(key), "-out", str(crt)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return crt.read_text(), key.read_text()
+
+
+def provide_pair(tmp_path, crt, key):
+    """Run converge with the pair as content, verbosely, through a vars file (never argv)."""
+    vars_file = tmp_path / "tls.json"
+    vars_file.write_text(
+        json.dumps(
+            {
+                "nginx_site_tls_source": "content",
+                "nginx_site_tls_certificate": crt,
+                "nginx_site_tls_key": key,
+            }
+        )
+    )
+    return run_converge("--skip-tags", "test-setup", "-v", "-e", f"@{vars_file}")
+
+
+def test_provided_key_is_validated_never_logged_and_served(host, tmp_path):
+    crt_a, key_a = make_pair(tmp_path, "a")
+    _, key_b = make_pair(tmp_path, "b")
+    key_line = key_a.splitlines()[5]  # any line of a key's base64 body identifies it
+
+    # A key that does not belong to the certificate: nginx -t refuses, the old pair comes back.
+    before, workers = snapshot(host), worker_pids(host)
+    result = provide_pair(tmp_path, crt_a, key_b)
+    assert result.returncode != 0, result.stdout
+    assert "key values mismatch" in flat(result.stdout), result.stdout
+    assert key_b.splitlines()[5] not in result.stdout + result.stderr
+    assert snapshot(host) == before
+    assert worker_pids(host) == workers, "nginx was reloaded after a rejected change"
+
+    # The matching pair: accepted, reloaded, served, and the key is root-only.
+    result = provide_pair(tmp_path, crt_a, key_a)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert key_line not in result.stdout + result.stderr
+    key = host.file(KEY)
+    assert (key.user, key.mode) == ("root", 0o600)
+    served = host.run(
+        "openssl s_client -connect 127.0.0.1:443 -servername localhost </dev/null 2>/dev/null"
+        " | openssl x509 -noout -fingerprint -sha256"
+    ).stdout
+    expected = subprocess.run(
+        ["openssl", "x509", "-noout", "-fingerprint", "-sha256"],
+        input=crt_a,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert served.strip() == expected.strip()
