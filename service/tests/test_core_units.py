@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hmac
 import os
 import socket
 import struct
@@ -279,3 +281,132 @@ def test_notifier_abstract_namespace():
 
 def test_notifier_reports_a_dead_socket():
     assert not Notifier("/nonexistent/dir/notify").notify("READY=1")
+
+
+# ---- our HS256 verifier against PyJWT, the reference ----
+
+_NOW = int(time.time())
+_SECRET = JWT_SECRET
+_WITH = JwtSettings(secret=_SECRET, audience="A", issuer="I", leeway=30)
+_WITHOUT = JwtSettings(secret=_SECRET, audience=None, issuer=None, leeway=30)
+
+# (name, claims, header overrides, algorithm, ours is deliberately stricter than PyJWT)
+_BASE = {"sub": "u", "exp": _NOW + 300, "aud": "A", "iss": "I", "iat": _NOW}
+_VARIANTS: list[tuple[str, dict, dict, str, bool]] = [
+    ("valid", {}, {}, "HS256", False),
+    ("float exp", {"exp": _NOW + 300.5}, {}, "HS256", False),
+    ("expired", {"exp": _NOW - 3600}, {}, "HS256", False),
+    ("expired within leeway", {"exp": _NOW - 10}, {}, "HS256", False),
+    ("expired just past leeway", {"exp": _NOW - 40}, {}, "HS256", False),
+    ("exp missing", {"exp": None}, {}, "HS256", False),
+    ("exp numeric string", {"exp": str(_NOW + 300)}, {}, "HS256", True),
+    ("exp true", {"exp": True}, {}, "HS256", False),
+    ("exp object", {"exp": {"a": 1}}, {}, "HS256", False),
+    ("nbf future", {"nbf": _NOW + 3600}, {}, "HS256", False),
+    ("nbf within leeway", {"nbf": _NOW + 10}, {}, "HS256", False),
+    ("nbf past", {"nbf": _NOW - 10}, {}, "HS256", False),
+    ("nbf string", {"nbf": "soon"}, {}, "HS256", False),
+    ("iat future", {"iat": _NOW + 3600}, {}, "HS256", False),
+    ("iat string", {"iat": "x"}, {}, "HS256", False),
+    ("iat numeric string", {"iat": str(_NOW)}, {}, "HS256", True),
+    ("aud list", {"aud": ["B", "A"]}, {}, "HS256", False),
+    ("aud wrong", {"aud": "B"}, {}, "HS256", False),
+    ("aud wrong list", {"aud": ["B"]}, {}, "HS256", False),
+    ("aud missing", {"aud": None}, {}, "HS256", False),
+    ("aud empty", {"aud": ""}, {}, "HS256", False),
+    ("aud number", {"aud": 5}, {}, "HS256", False),
+    ("aud list of numbers", {"aud": [5]}, {}, "HS256", False),
+    ("iss wrong", {"iss": "J"}, {}, "HS256", False),
+    ("iss missing", {"iss": None}, {}, "HS256", False),
+    ("sub missing", {"sub": None}, {}, "HS256", False),
+    ("sub number", {"sub": 42}, {}, "HS256", False),
+    ("HS384", {}, {}, "HS384", False),
+    ("HS512", {}, {}, "HS512", False),
+    ("alg none", {}, {}, "none", False),
+    ("kid header", {}, {"kid": "k1"}, "HS256", False),
+    ("crit header", {}, {"crit": ["exp"]}, "HS256", False),
+]
+
+
+def _claims(overrides: dict) -> dict:
+    claims = {**_BASE, **overrides}
+    return {k: v for k, v in claims.items() if v is not None}
+
+
+def _encode(claims: dict, headers: dict, algorithm: str) -> str:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # short-key warnings for HS384/HS512
+        key = None if algorithm == "none" else _SECRET
+        return jwt.encode(claims, key, algorithm=algorithm, headers=headers or None)
+
+
+def _pyjwt(token: str, settings: JwtSettings) -> str | None:
+    required = ["sub", "exp"] + (["aud"] if settings.audience else [])
+    required += ["iss"] if settings.issuer else []
+    try:
+        claims = jwt.decode(
+            token,
+            settings.secret,
+            algorithms=["HS256"],
+            audience=settings.audience,
+            issuer=settings.issuer,
+            leeway=settings.leeway,
+            options={"require": required},
+        )
+    except jwt.PyJWTError:
+        return None
+    return claims["sub"] if isinstance(claims.get("sub"), str) else None
+
+
+def _ours(token: str, settings: JwtSettings) -> str | None:
+    try:
+        return verify_token(token, settings)
+    except AuthError:
+        return None
+
+
+@pytest.mark.parametrize("settings", [_WITH, _WITHOUT], ids=["aud+iss", "plain"])
+@pytest.mark.parametrize("variant", _VARIANTS, ids=[v[0] for v in _VARIANTS])
+def test_verifier_agrees_with_pyjwt(variant, settings):
+    _, overrides, headers, algorithm, stricter = variant
+    claims = _claims(overrides)
+    if settings is _WITHOUT and "aud" in overrides:
+        claims = {k: v for k, v in claims.items() if k not in ("iss",)}
+    elif settings is _WITHOUT:
+        claims = {k: v for k, v in claims.items() if k not in ("aud", "iss")}
+    token = _encode(claims, headers, algorithm)
+    ours, reference = _ours(token, settings), _pyjwt(token, settings)
+    if stricter:
+        assert ours is None, "deliberately stricter than PyJWT here"
+    else:
+        assert ours == reference
+
+
+def test_verifier_agrees_with_pyjwt_on_every_single_character_mutation():
+    token = _encode(_claims({}), {}, "HS256")
+    assert _ours(token, _WITH) == "u"
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.="
+    checked = 0
+    for index, original in enumerate(token):
+        for replacement in (alphabet[(alphabet.index(original) + 1) % len(alphabet)], "=", "."):
+            if replacement == original:
+                continue
+            mutated = token[:index] + replacement + token[index + 1 :]
+            ours = _ours(mutated, _WITH)
+            assert ours is None or ours == _pyjwt(mutated, _WITH), (index, replacement)
+            checked += 1
+    assert checked > 3 * 100
+
+
+def test_verifier_refuses_what_pyjwt_would_not_even_parse():
+    for token in ("", ".", "..", "a.b", "a.b.c.d", "é.é.é", "x" * 9000, "a..c"):
+        assert _ours(token, _WITH) is None
+    header = base64.urlsafe_b64encode(b'{"alg":"HS256"}').rstrip(b"=").decode()
+    nan = base64.urlsafe_b64encode(b'{"sub":"u","exp":NaN}').rstrip(b"=").decode()
+    signing = f"{header}.{nan}".encode()
+    sig = base64.urlsafe_b64encode(hmac.new(_SECRET.encode(), signing, "sha256").digest())
+    token = f"{header}.{nan}.{sig.rstrip(b'=').decode()}"
+    assert _ours(token, _WITHOUT) is None  # NaN exp would never expire
+    assert _ours(token + "=", _WITHOUT) is None  # padding is not base64url
