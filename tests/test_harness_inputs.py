@@ -1,0 +1,102 @@
+"""Bad input to the deploy fails at once, with the name of what is wrong, before any host changes.
+
+These run site.yml for real: the preflight play and the role argument checks run on the
+controller, so no container is needed, and the failing run must end before the first play that
+would touch a host. The inventory's only host is unreachable on purpose: if a check ever let
+the play through, it would fail to connect rather than change anything.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRETS = {
+    "postgresql_db_password": "pg-password-0123456789",
+    "redis_password": "redis-password-0123456789",
+    "wsnotify_jwt_secret": "jwt-secret-0123456789abcdef0123456789",
+    "wsnotify_publish_token": "publish-token-0123456789abcdef01234567",
+}
+INVENTORY = """
+all:
+  hosts:
+    nowhere: {ansible_host: 127.0.0.1, ansible_port: 1, ansible_connection: ssh}
+  children:
+    proxy: {hosts: {nowhere: }}
+    ws_nodes: {hosts: {nowhere: }}
+    redis: {hosts: {nowhere: }}
+    postgres: {hosts: {nowhere: }}
+"""
+
+
+@pytest.fixture(scope="module")
+def inventory(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("inventory") / "hosts.yml"
+    path.write_text(INVENTORY)
+    return path
+
+
+def site(inventory: Path, *extra: str, secrets: dict[str, str] = SECRETS) -> str:
+    """Run site.yml; return its whole output, asserting that it failed."""
+    args = [f"-e{k}={v}" for k, v in secrets.items()]
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
+    run = subprocess.run(
+        ["ansible-playbook", "playbooks/site.yml", "-i", str(inventory), *args, *extra],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out[-3000:]
+    # Only the preflight play ran: no role play started, no host was contacted.
+    assert "PLAY [Ensure" not in out and "UNREACHABLE" not in out, out[-3000:]
+    return out
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["-e", "redis_pasword=x"], "unknown variable(s) for role redis: redis_pasword"),
+        (["-e", "nginx_site_backend=127.0.0.1:3002"], "nginx_site_backend (a typo?)"),
+        (["-e", "wsnotify_prot=3003"], "unknown variable(s) for role wsnotify: wsnotify_prot"),
+        (["-e", '{"redis_port": "six"}'], "argument 'redis_port' is of type str"),
+        (["-e", '{"wsnotify_allowed_origins": {"a": 1}}'], "wsnotify_allowed_origins"),
+        (["-e", "redis_persistence=sometimes"], "redis_persistence"),
+    ],
+)
+def test_wrong_variable_fails_the_play_at_its_start_naming_it(inventory, extra, named):
+    out = site(inventory, *extra)
+    assert named in out, out[-3000:]
+
+
+def test_missing_secret_is_named(inventory):
+    without = {k: v for k, v in SECRETS.items() if k != "postgresql_db_password"}
+    out = site(inventory, secrets=without)
+    assert "missing required arguments: postgresql_db_password" in out, out[-3000:]
+
+
+def test_secrets_never_reach_the_output_of_a_failing_preflight(inventory):
+    out = site(inventory, "-v", "-e", "redis_pasword=x")
+    for value in SECRETS.values():
+        assert value not in out
+
+
+def test_setup_refuses_to_run_without_root_in_one_line():
+    run = subprocess.run(
+        ["runuser", "-u", "nobody", "--", "bash", str(ROOT / "scripts/setup.sh")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode != 0
+    lines = [line for line in (run.stdout + run.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("ERROR: run this as root"), lines
