@@ -54,13 +54,15 @@ def _rounds(ws_hs: float, ws_kb: float, ws_ms: float, p99: float) -> list[dict]:
             "node": {
                 "handshakes": {"per_cpu_s": 10_000.0, "failed": 0},
                 "idle": {"kb_per_conn": 6.0},
-                "fanout": {"trigger_to_last_ms": 100.0, "payload_bytes": 200},
+                "fanout": {"trigger_to_last_ms": 100.0, "payload_bytes": 200, "server_cpu_ms": 9.0},
             },
-            "raw": {"fanout": {"trigger_to_last_ms": 60.0, "payload_bytes": 200}},
+            "raw": {
+                "fanout": {"trigger_to_last_ms": 60.0, "payload_bytes": 200, "server_cpu_ms": 6.0}
+            },
             "wsnotify": {
                 "handshakes": {"per_cpu_s": ws_hs, "failed": 0},
                 "idle": {"kb_per_conn": ws_kb},
-                "fanout": {"trigger_to_last_ms": ws_ms, "payload_bytes": 200},
+                "fanout": {"trigger_to_last_ms": ws_ms, "payload_bytes": 200, "server_cpu_ms": 8.0},
                 "cross_node": {"samples": 10, "p50_ms": 1.0, "p99_ms": p99},
             },
         }
