@@ -87,7 +87,7 @@ class Params:
                 handshake_concurrency=32,
                 open_concurrency=64,
                 fanout_repeats=5,
-                probes=200,
+                probes=300,
                 probe_gap=0.02,
                 settle=2.0,
                 budget=600,
