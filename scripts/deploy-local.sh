@@ -30,13 +30,26 @@ if [ ! -f "$SSH_KEY" ]; then
 fi
 chmod 600 "$SSH_KEY"
 
+# Same options as the inventory, so the master connection opened here is the one Ansible reuses.
+ssh_local() {
+  ssh -i "$SSH_KEY" -p "$SSH_PORT" -o BatchMode=yes -o IdentitiesOnly=yes -o ConnectTimeout=3 \
+    -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
+    -o ControlMaster=auto -o ControlPersist=60s -o "ControlPath=$SSH_DIR/%r@%h:%p" \
+    root@127.0.0.1 "$@"
+}
+# A master connection outlives its container by up to 60 s: close it with the container.
+remove_container() {
+  ssh_local -O exit >/dev/null 2>&1 || true
+  podman rm -f -t 5 "$NAME" >/dev/null 2>&1 || true
+}
+
 IMAGE=$(bash scripts/image.sh)
 # A container made before SSH access (or with other ports) cannot be reached as the inventory
 # says; nothing in it outlives a deploy, so it is replaced rather than patched.
 want_ports=$(printf '%s\n' "127.0.0.1:$SSH_PORT->22/tcp" "127.0.0.1:$HTTPS_PORT->443/tcp" \
   "127.0.0.1:$HTTP_PORT->80/tcp" | sort)
 if [ "${WSNOTIFY_LOCAL_RECREATE:-0}" = 1 ]; then
-  podman rm -f -t 5 "$NAME" >/dev/null 2>&1 || true
+  remove_container
 elif podman container exists "$NAME"; then
   have_ports=$(podman inspect -f \
     '{{range $p, $b := .HostConfig.PortBindings}}{{range $b}}{{.HostIP}}:{{.HostPort}}->{{$p}}{{"\n"}}{{end}}{{end}}' \
@@ -44,7 +57,7 @@ elif podman container exists "$NAME"; then
   if [ "$have_ports" != "$want_ports" ]; then
     say "container $NAME publishes [$(echo $have_ports)], this deploy needs [$(echo $want_ports)]" \
       "(it predates SSH access, or a port was overridden): recreating it; it holds nothing a deploy does not recreate"
-    podman rm -f -t 5 "$NAME" >/dev/null
+    remove_container
   fi
 fi
 if ! podman container exists "$NAME"; then
@@ -66,13 +79,6 @@ podman exec "$NAME" systemctl is-system-running --wait >/dev/null 2>&1 || true
 # on every run, so a regenerated key is picked up; the file belongs to this script.
 podman exec -i "$NAME" sh -c 'umask 077 && mkdir -p /root/.ssh && cat >/root/.ssh/authorized_keys' \
   <"$SSH_KEY.pub"
-# Same options as the inventory, so the master connection opened here is the one Ansible reuses.
-ssh_local() {
-  ssh -i "$SSH_KEY" -p "$SSH_PORT" -o BatchMode=yes -o IdentitiesOnly=yes -o ConnectTimeout=3 \
-    -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
-    -o ControlMaster=auto -o ControlPersist=60s -o "ControlPath=$SSH_DIR/%r@%h:%p" \
-    root@127.0.0.1 "$@"
-}
 for i in $(seq 1 30); do
   err=$(ssh_local true 2>&1) && break
   [ "$i" -lt 30 ] || die "sshd in $NAME does not answer on 127.0.0.1:$SSH_PORT after 30 tries: $err" \
