@@ -102,3 +102,14 @@ fi
 start=$(date +%s)
 ansible-playbook playbooks/site.yml "$@"
 say "deployed to $NAME in $(( $(date +%s) - start )) s"
+cat <<MSG
+
+The stack runs in the container $NAME (the verification summary is printed above):
+  WebSocket:    wss://127.0.0.1:$HTTPS_PORT/ws          (self-signed certificate for localhost and 127.0.0.1)
+  API:          https://127.0.0.1:$HTTPS_PORT/api/user/notifications
+  certificate:  podman exec $NAME cat /etc/nginx/tls/wsnotify.crt > wsnotify.crt
+  test token:   podman exec $NAME systemd-run --quiet --pipe --wait -p EnvironmentFile=/etc/wsnotify/wsnotify.env \\
+                  -p User=wsnotify /opt/wsnotify/current/venv/bin/wsnotify token --user 42
+  publish:      same, with: wsnotify publish --user 42 --title hello
+  verify again: make verify        shell: ssh -p $SSH_PORT -i .cache/ssh/id_ed25519 root@127.0.0.1
+MSG

@@ -45,8 +45,15 @@ deb $SECURITY_MIRROR bookworm-security main
 SRC
 # Keep the image small and let containers start clean; machine-id is made on first boot.
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
-# No package lists: make them look ancient so the first apt task with cache_valid_time updates.
-touch -d @0 "$root/var/lib/apt/lists"
+# No package lists yet. Ansible's apt module judges their age by this stamp (else by the mtime
+# of lists/, which opening the cache can refresh — seen here as an intermittent "No package
+# matching 'redis-server'"): an ancient stamp makes the first apt task update, and apt touches
+# it after every successful update, as Ubuntu does, so cache_valid_time works from then on.
+mkdir -p "$root/var/lib/apt/periodic"
+touch -d @0 "$root/var/lib/apt/periodic/update-success-stamp"
+cat >"$root/etc/apt/apt.conf.d/15update-stamp" <<'APT'
+APT::Update::Post-Invoke-Success {"touch /var/lib/apt/periodic/update-success-stamp 2>/dev/null || true";};
+APT
 : >"$root/etc/machine-id"
 # Consoles are absent in a container; these units would only fail.
 for u in getty@tty1.service systemd-logind.service; do

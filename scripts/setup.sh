@@ -7,9 +7,10 @@ source "$(dirname "$0")/lib.sh"
 require_root
 
 # --- Debian packages -----------------------------------------------------------------------
-# podman/runc/debootstrap: the systemd test host. nginx/redis/postgresql/openssl: real servers the
+# podman/runc/debootstrap: the systemd test host; openssh-client: the local deploy's connection.
+# nginx/redis/postgresql/openssl: real servers the
 # controller-side tests start on 127.0.0.1. nodejs/npm: the Node `ws` baseline of the benchmarks.
-PKGS=(podman runc debootstrap nginx redis-server postgresql openssl ca-certificates nodejs npm python3-venv)
+PKGS=(podman runc debootstrap openssh-client nginx redis-server postgresql openssl ca-certificates nodejs npm python3-venv)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
