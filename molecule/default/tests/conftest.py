@@ -37,6 +37,14 @@ def playbook(name: str, *args: str) -> Run:
     return Run(proc)
 
 
+def record(test: str, out: str, needle: str) -> None:
+    """Keep the operator-facing line holding needle, for the report: .cache/regressions.txt."""
+    lines = [line.strip() for line in out.splitlines() if needle in line and "ERROR" in line]
+    lines = lines or [line.strip() for line in out.splitlines() if needle in line]
+    with open(ROOT / ".cache" / "regressions.txt", "a") as f:
+        f.write(f"{test}: {lines[0] if lines else '(not found)'}\n")
+
+
 @pytest.fixture(scope="module")
 def stack():
     """The deployed stack; each test leaves it serving (it is asserted by the tests)."""

@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from conftest import HOST, ROOT, playbook
+from conftest import HOST, ROOT, playbook, record
 
 testinfra_hosts = [f"podman://{HOST}"]
 
@@ -26,6 +26,7 @@ def test_1_missing_required_variable_stops_before_any_restart(host):
     run = playbook("site.yml", "-e", "wsnotify_jwt_secret=")
     assert run.rc != 0, run
     assert "JWT_SECRET is missing" in run.out, run
+    record("1 missing variable", run.out, "JWT_SECRET is missing")
     assert "nothing was restarted" in run.out, run
     assert main_pid(host) == pid  # the running service was never touched
     live = host.file("/etc/wsnotify/wsnotify.env").content_string
@@ -38,6 +39,7 @@ def test_2_sites_enabled_link_removed_by_hand_is_named_then_restored(host):
     run = playbook("verify.yml")
     assert run.rc != 0, run
     assert "/etc/nginx/sites-enabled/wsnotify is missing" in run.out, run
+    record("2 link removed", run.out, "/etc/nginx/sites-enabled/wsnotify is missing")
     run = playbook("site.yml")
     assert run.rc == 0, run
     assert host.file("/etc/nginx/sites-enabled/wsnotify").is_symlink
@@ -50,6 +52,7 @@ def test_3a_stopped_service_is_named_with_its_port_and_unit(host):
     assert run.rc != 0, run
     assert "127.0.0.1:3002" in run.out, run
     assert "wsnotify" in run.out and "systemctl status wsnotify" in run.out, run
+    record("3a service stopped", run.out, "127.0.0.1:3002")
     assert playbook("site.yml").rc == 0
     assert_serving()
 
@@ -65,6 +68,7 @@ def test_3b_port_taken_by_another_process_is_named(host):
         assert run.rc != 0, run
         assert "127.0.0.1:3002" in run.out, run
         assert "not the wsnotify service" in run.out or "wsnotify" in run.out, run
+        record("3b port taken", run.out, "127.0.0.1:3002")
     finally:
         host.run("systemctl stop squatter")
     assert playbook("site.yml").rc == 0
@@ -76,6 +80,7 @@ def test_4_invalid_nginx_directive_is_never_activated(host):
     run = playbook("site.yml", "-e", '{"nginx_site_extra_directives": ["no_such_directive on;"]}')
     assert run.rc != 0, run
     assert 'unknown directive "no_such_directive"' in run.out, run
+    record("4 invalid directive", run.out, "nginx rejected")
     assert host.file("/etc/nginx/sites-available/wsnotify").content_string == before
     assert host.run("nginx -t").rc == 0
     assert_serving()
@@ -95,5 +100,6 @@ def test_5_release_failing_verification_is_rolled_back(host):
     assert run.rc != 0, run
     assert "rolled back to the previous release" in run.out, run
     assert "welcome" in run.out, run
+    record("5 failing release", run.out, "rolled back to the previous release")
     assert host.file("/opt/wsnotify/current").linked_to == before
     assert_serving()
