@@ -25,9 +25,11 @@ read -r -a missing <<<"${missing[*]:-}"
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq || die "apt-get update failed: this machine needs Debian's package mirror to install ${missing[*]}"
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-    || die "could not install ${missing[*]} with apt-get; install them by hand and re-run"
+  mkdir -p "$CACHE"
+  apt-get update -qq >"$CACHE/apt.log" 2>&1 \
+    || die "apt-get update failed (see $CACHE/apt.log): cannot install ${missing[*]} without Debian's package mirror"
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$CACHE/apt.log" 2>&1 \
+    || die "could not install ${missing[*]} with apt-get (see $CACHE/apt.log); install them by hand and re-run"
   # The packages' postinst may start servers through init scripts; tests start their own.
   for s in nginx redis-server postgresql; do service "$s" stop >/dev/null 2>&1 || true; done
 fi
