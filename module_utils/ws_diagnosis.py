@@ -72,7 +72,7 @@ def explain_close(code: int | None, reason: str = "") -> str:
     return f"close code {code}{suffix}: {meaning}"
 
 
-def _status_hint(error, unit: str) -> str:
+def _status_hint(error, unit: str, host: str, port: int) -> str:
     response = error.response
     status = response.status
     nginx = _is_nginx(response)
@@ -85,9 +85,12 @@ def _status_hint(error, unit: str) -> str:
                 "or its `location /ws` block is missing. Check `nginx -T` for the server_name and "
                 "the location, then `nginx -t && systemctl reload nginx`."
             )
+        server = (response.get("server") or "unknown") if response is not None else "unknown"
         return (
-            "the server has no route for this path (404): check the path in the url "
-            "(wsnotify serves the WebSocket on /ws)."
+            f"the server on {host}:{port} (Server: {server}) has no route for this path (404): "
+            f"either the url's path is wrong (wsnotify serves the WebSocket on /ws) or another "
+            f"program holds the port instead of {unit}. Find it with `ss -ltnp 'sport = :{port}'` "
+            f"and inspect `systemctl status {unit}`."
         )
     if status == 400 and "plain HTTP request was sent to HTTPS port" in body:
         return "this port speaks TLS: use a wss:// url (nginx answered 400 to plain HTTP)."
@@ -199,7 +202,7 @@ def explain(error, host: str, port: int, secure: bool, unit: str = "wsnotify") -
     if kind == "tls":
         return _tls_hint(error, host)
     if kind == "status":
-        return _status_hint(error, unit)
+        return _status_hint(error, unit, host, port)
     if kind == "invalid_101":
         if not getattr(error, "accept_valid", True):
             return (
