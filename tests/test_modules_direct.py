@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers.ansible_run import run_tasks, task
+from helpers.ansible_run import failed, ok, run_tasks, task
 from helpers.ports import free_port
 
 from module_utils.wsnotify_jwt import mint_token
@@ -178,20 +178,6 @@ def run(tmp_path_factory, test_secrets):
     finally:
         for s in (good, wrong_accept, mangled, silent, slow):
             s.stop()
-
-
-def ok(run, name: str) -> dict:
-    results = run[0]
-    assert results.status(name) == "ok", json.dumps(results[name], indent=1)
-    assert results[name]["changed"] is False
-    return results[name]
-
-
-def failed(run, name: str) -> dict:
-    results = run[0]
-    assert results.status(name) == "failed", json.dumps(results[name], indent=1)
-    assert results[name]["changed"] is False
-    return results[name]
 
 
 def test_upgrade_with_bearer_token_is_held_open_and_welcomed(run):

@@ -16,7 +16,7 @@ import json
 
 import pytest
 import yaml
-from helpers.ansible_run import run_tasks, task
+from helpers.ansible_run import failed, ok, run_tasks, task
 from helpers.moddocs import doc_blocks, raw_blocks
 from helpers.nginx import running_nginx
 from helpers.ports import free_port
@@ -126,20 +126,6 @@ def run(tmp_path_factory, test_secrets, tls_material):
             yield results, nginx, backend, ports
     finally:
         backend.stop()
-
-
-def ok(run, name: str) -> dict:
-    results = run[0]
-    assert results.status(name) == "ok", json.dumps(results[name], indent=1)
-    assert results[name]["changed"] is False
-    return results[name]
-
-
-def failed(run, name: str) -> dict:
-    results = run[0]
-    assert results.status(name) == "failed", json.dumps(results[name], indent=1)
-    assert results[name]["changed"] is False
-    return results[name]
 
 
 def test_wss_through_nginx_upgrades_with_tls_details(run):

@@ -88,3 +88,21 @@ def run_tasks(
     if not results.exists():
         raise RuntimeError(f"ansible-playbook recorded nothing:\n{proc.stdout}\n{proc.stderr}")
     return PlaybookRun(proc, json.loads(results.read_text()))
+
+
+def _expect(run, name: str, status: str) -> dict:
+    results = run[0]
+    assert results.status(name) == status, json.dumps(results[name], indent=1)
+    # Both modules are read-only checks: never changed, whatever the outcome.
+    assert results[name]["changed"] is False
+    return results[name]
+
+
+def ok(run, name: str) -> dict:
+    """The result of task `name` from a (results, ...) fixture, asserting it passed."""
+    return _expect(run, name, "ok")
+
+
+def failed(run, name: str) -> dict:
+    """The result of task `name` from a (results, ...) fixture, asserting it failed."""
+    return _expect(run, name, "failed")
