@@ -43,6 +43,7 @@ remove_container() {
   podman rm -f -t 5 "$NAME" >/dev/null 2>&1 || true
 }
 
+hold_containers_lock
 IMAGE=$(bash scripts/image.sh)
 # A container made before SSH access (or with other ports) cannot be reached as the inventory
 # says; nothing in it outlives a deploy, so it is replaced rather than patched.

@@ -23,6 +23,18 @@ IMAGE_REPO="localhost/wsnotify-debian12"
 die() { echo "ERROR: $*" >&2; exit 1; }
 say() { echo "==> $*"; }
 
+# Containers have fixed names (wsnotify-local, the Molecule platforms) and publish fixed loopback
+# ports, so two checkouts on one machine must not create them at the same time: whatever creates
+# containers holds this machine-wide lock while it does (flock; released when the holder exits).
+CONTAINERS_LOCK=${WSNOTIFY_CONTAINERS_LOCK:-/run/lock/wsnotify-containers.lock}
+hold_containers_lock() {
+  exec 8>"$CONTAINERS_LOCK"
+  if ! flock -n 8; then
+    say "waiting for another run on this machine to release $CONTAINERS_LOCK (test containers in use)"
+    flock 8
+  fi
+}
+
 require_root() {
   [ "$(id -u)" = 0 ] || die "run this as root (it installs Debian packages and runs podman containers); try: sudo $0"
 }

@@ -8,6 +8,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 require_root
 
+hold_containers_lock
 WSNOTIFY_IMAGE=$(bash scripts/image.sh)
 export WSNOTIFY_IMAGE WSNOTIFY_ROOT="$ROOT"
 export WSNOTIFY_APT_CACHE="$CACHE/apt-archives"
