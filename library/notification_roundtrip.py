@@ -15,55 +15,24 @@ description:
     that notification on the socket.
   - Returns the end-to-end latency, from sending the publish request to receiving the
     notification frame, which proves the whole path (publisher API, PostgreSQL, Redis fan-out,
-    WebSocket delivery, and any proxy in front).
+    WebSocket delivery, and any proxy in front). The socket is read while the publish request
+    is in flight, so a delivery that overtakes the publisher's answer is timed when it arrives.
+  - The user is the one the server's C(welcome) names - with O(jwt_secret), O(user_id).
+  - O(timeout) applies to each step - connecting, the welcome, the publish request, and the
+    delivery.
   - When the notification does not arrive, fails with what was received instead and a hint.
-  - The token is given with O(token), or minted from the service's JWT secret (O(jwt_secret))
-    with the Python standard library (HS256, claims C(sub), C(iat), C(exp), optional C(aud)/C(iss)).
 version_added: "1.0.0"
 author:
   - wsnotify maintainers
+extends_documentation_fragment:
+  - action_common_attributes
+  - wsnotify_connection
 options:
-  url:
-    description:
-      - The wsnotify WebSocket URL, V(ws://127.0.0.1:3002/ws) or V(wss://host/ws).
-    type: str
-    required: true
-  token:
-    description:
-      - JWT of the user to connect as. Mutually exclusive with O(jwt_secret).
-    type: str
-  jwt_secret:
-    description:
-      - The service's C(JWT_SECRET); the module mints a short-lived token for O(user_id) with it.
-    type: str
-  user_id:
-    description:
-      - User to connect as and to notify (the JWT C(sub)). Required with O(jwt_secret); with
-        O(token) the user named by the server's C(welcome) is used.
-    type: str
-  jwt_ttl:
-    description:
-      - Lifetime in seconds of a minted token.
-    type: int
-    default: 300
-  jwt_audience:
-    description:
-      - C(aud) claim of a minted token, when the service sets C(JWT_AUDIENCE).
-    type: str
-  jwt_issuer:
-    description:
-      - C(iss) claim of a minted token, when the service sets C(JWT_ISSUER).
-    type: str
-  token_location:
-    description:
-      - How the token is sent, see the M(websocket_handshake) option of the same name.
-    type: str
-    choices: [header, query, message]
-    default: header
   publish_url:
     description:
       - The publisher endpoint. Defaults to O(url) with V(ws)/V(wss) changed to
-        V(http)/V(https) and the path V(/api/notifications).
+        V(http)/V(https) and the path V(/api/notifications). O(validate_certs) and O(ca_path)
+        apply to it too.
     type: str
   publish_token:
     description:
@@ -85,37 +54,15 @@ options:
       - Acknowledge the probe notification once received, so it does not stay unread for the user.
     type: bool
     default: true
-  headers:
-    description:
-      - Extra headers for the WebSocket upgrade request.
-    type: dict
-    default: {}
-  origin:
-    description:
-      - C(Origin) header of the upgrade request.
-    type: str
-  validate_certs:
-    description:
-      - Verify certificates of V(wss://) and V(https://) endpoints.
-    type: bool
-    default: true
-  ca_path:
-    description:
-      - CA bundle file (or hashed directory) to trust for both endpoints.
-    type: path
-  timeout:
-    description:
-      - Seconds allowed for each step - connecting, the welcome, the publish request, and
-        the delivery.
-    type: float
-    default: 10
-  unit:
-    description:
-      - The systemd unit of the service, named in hints.
-    type: str
-    default: wsnotify
+attributes:
+  check_mode:
+    support: full
+    details: In check mode the module connects and authenticates only, and publishes nothing.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
 notes:
-  - Supports check mode - the module then connects and authenticates only, and publishes nothing.
   - Returns C(changed=false), like M(ansible.builtin.uri); the probe notification is stored by the
     service (and acknowledged when O(ack=true)).
 seealso:
@@ -123,6 +70,7 @@ seealso:
 """
 
 EXAMPLES = r"""
+# Secrets go in as module arguments (no_log): never on a command line.
 - name: Ensure a published notification reaches a connected user
   notification_roundtrip:
     url: ws://127.0.0.1:3002/ws
@@ -148,23 +96,31 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+url:
+  description: The O(url) checked, as given (a token placed in the query is never added to it).
+  returned: always
+  type: str
+  sample: ws://127.0.0.1:3002/ws
 latency_ms:
   description: Milliseconds from sending the publish request to receiving the notification frame.
   returned: success, not in check mode
   type: float
   sample: 4.2
 publish_ms:
-  description: Milliseconds the publish request took.
+  description: Milliseconds the publish request took (until its answer was read).
   returned: when the publish request was answered
   type: float
+  sample: 3.9
 connect_ms:
   description: Milliseconds from connecting to receiving the welcome.
   returned: when the welcome arrived
   type: float
+  sample: 5.1
 published:
   description: Whether a notification was published (false in check mode).
   returned: always
   type: bool
+  sample: true
 publish_status:
   description: HTTP status of the publish request (wsnotify answers 202).
   returned: when the publish request was answered
@@ -179,10 +135,12 @@ user_id:
   description: User the probe connected as (from the welcome message).
   returned: when the welcome arrived
   type: str
+  sample: ansible-probe
 marker:
   description: Unique marker carried in the probe's body and C(data.marker).
   returned: when a notification was published
   type: str
+  sample: roundtrip-0f5c2a7e4b1d4c3a9e8f7a6b5c4d3e2f
 notification:
   description: The notification message as received.
   returned: success, not in check mode
@@ -193,50 +151,53 @@ received:
   returned: always
   type: list
   elements: raw
+  sample: []
 stage:
   description: Step that failed - V(connect), V(auth), V(publish) or V(deliver).
   returned: on failure
   type: str
+  sample: deliver
 hint:
   description: The likely cause and what to do.
   returned: on failure
   type: str
+  sample: "the publisher refused publish_token: it must equal PUBLISH_TOKEN ..."
 """
 
 import contextlib
 import http.client
 import json
+import ssl
 import threading
 import time
+import urllib.error
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.websocket import (
-    TLSFailed,
-    WebSocketError,
-    connect,
-    fetch_certificate,
-    make_ssl_context,
-    merge_headers,
-    parse_ws_url,
-    tcp_error,
-    tls_error,
-    token_placement,
+from ansible.module_utils.urls import Request
+from ansible.module_utils.websocket import tcp_error, tls_failure
+from ansible.module_utils.ws_diagnosis import CheckFailed
+from ansible.module_utils.ws_protocol import ConnectionClosed, WebSocketError
+from ansible.module_utils.wsnotify_connection import (
+    CONNECTION_MUTUALLY_EXCLUSIVE,
+    CONNECTION_REQUIRED_BY,
+    Connection,
+    connection_argument_spec,
 )
-from ansible.module_utils.ws_diagnosis import explain, explain_close
-from ansible.module_utils.wsnotify_jwt import mint_token
 
 MAX_RECEIVED = 10
 
 
 class StepFailed(Exception):
-    """A step of the round trip failed; carries the stage and the operator hint."""
+    """A step of the round trip failed: its stage, and the failure ``diagnose`` explains
+    (``at`` is (host, port, secure) when it happened elsewhere than the WebSocket url)."""
 
-    def __init__(self, stage: str, msg: str, hint: str) -> None:
+    def __init__(self, stage: str, msg: str, failure, at: tuple | None = None) -> None:
         super().__init__(msg)
         self.stage = stage
-        self.hint = hint
+        self.failure = failure
+        self.at = at or ()
 
 
 def default_publish_url(ws_url: str) -> str:
@@ -253,54 +214,75 @@ def decode(text: str):
 
 
 class Publisher(threading.Thread):
-    """POSTs the probe in a thread, so the socket is read while the request is in flight and
-    the latency is measured at the frame's arrival, not after the HTTP answer."""
+    """POSTs the probe (ansible.module_utils.urls) in a thread, so the socket is read while the
+    request is in flight: the service may deliver before it answers 202, and the latency is
+    stamped at the frame's arrival, not after the HTTP answer."""
 
     def __init__(self, url: str, token: str, payload: dict, timeout: float, ctx) -> None:
         super().__init__(daemon=True)
         self.url, self.token, self.payload = url, token, payload
         self.timeout, self.ctx = timeout, ctx
+        parts = urlsplit(url)
+        self.secure = parts.scheme == "https"
+        self.host = parts.hostname or ""
+        self.port = parts.port or (443 if self.secure else 80)
+        self.path = parts.path
         self.started_at = 0.0
         self.finished_at = 0.0
         self.status: int | None = None
         self.body = ""
-        self.error: WebSocketError | None = None
+        self.error: Exception | None = None
 
     def run(self) -> None:
-        parts = urlsplit(self.url)
-        secure = parts.scheme == "https"
-        port = parts.port or (443 if secure else 80)
-        if secure:
-            conn = http.client.HTTPSConnection(
-                parts.hostname, port, timeout=self.timeout, context=self.ctx
-            )
-        else:
-            conn = http.client.HTTPConnection(parts.hostname, port, timeout=self.timeout)
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
-        body = json.dumps(self.payload).encode("utf-8")
+        request = Request(
+            use_proxy=False,  # like the WebSocket: straight to the endpoint
+            follow_redirects="none",
+            use_netrc=False,  # a ~/.netrc entry must not replace the bearer token
+            timeout=self.timeout,
+            context=self.ctx,
+        )
         headers = {
             "Authorization": f"Bearer {self.token}",
             "Content-Type": "application/json",
             "Accept": "application/json",
         }
+        data = json.dumps(self.payload).encode("utf-8")
         self.started_at = time.monotonic()
         try:
-            conn.request("POST", path or "/", body=body, headers=headers)
-            response = conn.getresponse()
-            self.status = response.status
-            self.body = response.read(4096).decode("utf-8", "replace")
-        except http.client.HTTPException as exc:
-            self.error = WebSocketError(f"invalid HTTP answer from the publisher: {exc!r}")
-        except OSError as exc:
-            import ssl
-
-            if isinstance(exc, ssl.SSLError):
-                self.error = tls_error(exc, parts.hostname, port)
-            else:
-                self.error = tcp_error(exc, parts.hostname, port)
+            with request.open("POST", self.url, data=data, headers=headers) as response:
+                self.status = response.status
+                self.body = response.read(4096).decode("utf-8", "replace")
+        except urllib.error.HTTPError as exc:  # an answer, with a status other than 2xx
+            self.status = exc.code
+            self.body = exc.read(4096).decode("utf-8", "replace")
+        except urllib.error.URLError as exc:
+            self.error = self._classify(exc.reason)
+        except (OSError, http.client.HTTPException) as exc:
+            self.error = self._classify(exc)
         finally:
             self.finished_at = time.monotonic()
-            conn.close()
+
+    def _classify(self, exc) -> Exception:
+        if isinstance(exc, ssl.SSLError):
+            return tls_failure(exc, self.host, self.port, self.timeout)
+        if isinstance(exc, OSError):
+            return tcp_error(exc, self.host, self.port)
+        return CheckFailed("publish_invalid", f"invalid answer: {exc!r}", detail=repr(exc))
+
+    @property
+    def accepted(self) -> bool:
+        return self.error is None and self.status is not None and 200 <= self.status < 300
+
+    def failure(self) -> StepFailed:
+        """The publish step's failure, once the request ended without being accepted."""
+        at = (self.host, self.port, self.secure)
+        if self.error is not None:
+            msg = f"publish request to {self.url} failed: {self.error}"
+            return StepFailed("publish", msg, self.error, at)
+        refused = CheckFailed(
+            "publish_status", "", status=self.status, body=self.body, path=self.path
+        )
+        return StepFailed("publish", f"publish request answered HTTP {self.status}", refused, at)
 
 
 def record_publish(pub: Publisher, result: dict) -> None:
@@ -309,43 +291,10 @@ def record_publish(pub: Publisher, result: dict) -> None:
         return
     result["publish_status"] = pub.status
     result["publish_ms"] = round((pub.finished_at - pub.started_at) * 1000, 1)
-    result["published"] = pub.error is None and 200 <= pub.status < 300
-    if result["published"]:
+    result["published"] = pub.accepted
+    if pub.accepted:
         with contextlib.suppress(ValueError, AttributeError):  # evidence only
             result["notification_id"] = json.loads(pub.body).get("id")
-
-
-def publish_failure(pub: Publisher, publish_url: str, unit: str) -> StepFailed:
-    parts = urlsplit(publish_url)
-    secure = parts.scheme == "https"
-    port = parts.port or (443 if secure else 80)
-    if pub.error is not None:
-        err = pub.error
-        if isinstance(err, TLSFailed):
-            err.certificate = fetch_certificate(parts.hostname, port, pub.timeout)
-        hint = explain(err, parts.hostname, port, secure, unit)
-        return StepFailed("publish", f"publish request to {publish_url} failed: {err}", hint)
-    status, body = pub.status, pub.body[:500]
-    if status == 401:
-        hint = (
-            "the publisher refused publish_token: it must equal PUBLISH_TOKEN in the service's "
-            "environment (EnvironmentFile of the unit)"
-        )
-    elif status == 404:
-        hint = (
-            f"no publisher endpoint at {parts.path}: check publish_url; behind nginx the site "
-            "must proxy /api/ to the service"
-        )
-    elif status == 400:
-        hint = f"the service rejected the notification as invalid: {body}"
-    elif status in (502, 503, 504):
-        hint = (
-            f"the proxy could not reach the service ({status}): see `systemctl status {unit}` "
-            f"and `journalctl -u {unit} -n 50`"
-        )
-    else:
-        hint = f"unexpected answer from the publisher: {body}"
-    return StepFailed("publish", f"publish request answered HTTP {status}", hint)
 
 
 def wait_for_welcome(conn, timeout: float, received: list) -> dict:
@@ -355,24 +304,18 @@ def wait_for_welcome(conn, timeout: float, received: list) -> dict:
         if msg is None:
             break
         if msg.kind == "close":
-            hint = explain_close(msg.code, msg.reason)
-            if msg.code == 4401:
-                hint += (
-                    "; a token minted from jwt_secret is refused when the secret differs from the "
-                    "service's JWT_SECRET or JWT_AUDIENCE/JWT_ISSUER are required"
-                )
-            raise StepFailed("auth", "the server closed the connection instead of welcoming", hint)
+            raise StepFailed(
+                "auth",
+                "the server closed the connection instead of welcoming",
+                ConnectionClosed(msg.code, msg.reason),
+            )
         value = decode(msg.text) if msg.kind == "text" else f"<{len(msg.data)} bytes>"
         if isinstance(value, dict) and value.get("type") == "welcome":
             return value
         if len(received) < MAX_RECEIVED:
             received.append(value)
-    raise StepFailed(
-        "auth",
-        f"no welcome message within {timeout}s",
-        "the server upgraded but did not confirm authentication; with token_location=message "
-        'the first message must be {"type":"auth","token":...}',
-    )
+    missing = CheckFailed("no_message", "", message_type="welcome", timeout=timeout)
+    raise StepFailed("auth", f"no welcome message within {timeout}s", missing)
 
 
 def is_probe(value, marker: str) -> bool:
@@ -384,12 +327,13 @@ def is_probe(value, marker: str) -> bool:
     )
 
 
-def wait_for_probe(conn, pub: Publisher, marker: str, timeout: float, received: list, unit: str):
+def wait_for_probe(conn, pub: Publisher, marker: str, timeout: float, received: list):
     """Read the socket until the probe arrives; returns (message, arrival time)."""
     deadline = time.monotonic() + 2 * timeout  # publish request + delivery
     while time.monotonic() < deadline:
-        if not pub.is_alive() and (pub.error is not None or not 200 <= (pub.status or 0) < 300):
-            raise publish_failure(pub, pub.url, unit)
+        if not pub.is_alive() and not pub.accepted:
+            raise pub.failure()
+        # Short reads: the publisher's failure must end the wait, not the deadline.
         msg = conn.recv(min(0.05, max(deadline - time.monotonic(), 0.001)))
         if msg is None:
             continue
@@ -398,65 +342,33 @@ def wait_for_probe(conn, pub: Publisher, marker: str, timeout: float, received: 
             raise StepFailed(
                 "deliver",
                 "the server closed the connection while the notification was awaited",
-                explain_close(msg.code, msg.reason),
+                ConnectionClosed(msg.code, msg.reason),
             )
         value = decode(msg.text) if msg.kind == "text" else f"<{len(msg.data)} bytes>"
         if is_probe(value, marker):
             return value, arrived
         if len(received) < MAX_RECEIVED:
             received.append(value)
-    if any(isinstance(v, dict) and v.get("type") == "notification" for v in received):
-        hint = (
-            "notifications arrived, but none carried the probe's marker in data.marker or the "
-            "body: the service (or something in between) alters or drops body/data, or this "
-            "socket receives another user's notifications"
-        )
-    else:
-        hint = (
-            "the publisher accepted it but nothing was delivered: the service's Redis subscriber "
-            "is down or the publishing node uses another Redis than this socket's node; see "
-            f"`journalctl -u {unit} -n 50` and the /healthz endpoint"
-        )
     raise StepFailed(
         "deliver",
         f"the notification was not received within {timeout}s after publishing; received "
         f"instead: {json.dumps(received)}",
-        hint,
+        CheckFailed("not_delivered", "", received=received),
     )
 
 
-def run(module: AnsibleModule, result: dict) -> None:
+def run(module: AnsibleModule, endpoint: Connection, result: dict) -> None:
     p = module.params
-    target = parse_ws_url(p["url"])
     publish_url = p["publish_url"] or default_publish_url(p["url"])
-    token = p["token"]
-    if p["jwt_secret"]:
-        token = mint_token(
-            p["jwt_secret"], p["user_id"], p["jwt_ttl"], p["jwt_audience"], p["jwt_issuer"]
-        )
-    ctx = make_ssl_context(p["validate_certs"], p["ca_path"])
-    extra, resource, first_message = token_placement(target, token, p["token_location"])
-    headers = merge_headers(p["headers"], extra)
     received = result["received"]
 
     start = time.monotonic()
     try:
-        conn = connect(
-            p["url"],
-            timeout=p["timeout"],
-            headers=headers,
-            origin=p["origin"],
-            ssl_context=ctx if target.secure else None,
-            resource=resource,
-        )
+        conn = endpoint.open()
     except WebSocketError as exc:
-        if isinstance(exc, TLSFailed):
-            exc.certificate = fetch_certificate(target.host, target.port, p["timeout"])
-        hint = explain(exc, target.host, target.port, target.secure, p["unit"])
-        raise StepFailed("connect", f"cannot open the WebSocket: {exc}", hint) from None
+        raise StepFailed("connect", f"cannot open the WebSocket: {exc}", exc) from None
     try:
-        if first_message:
-            conn.send_text(first_message, timeout=p["timeout"])
+        endpoint.authenticate(conn)
         welcome = wait_for_welcome(conn, p["timeout"], received)
         result["connect_ms"] = round((time.monotonic() - start) * 1000, 1)
         user_id = str(welcome.get("user_id") or p["user_id"] or "")
@@ -472,16 +384,18 @@ def run(module: AnsibleModule, result: dict) -> None:
             payload["broadcast"] = True
         else:
             payload["user_id"] = user_id
-        pub = Publisher(publish_url, p["publish_token"], payload, p["timeout"], ctx)
+        pub = Publisher(
+            publish_url, p["publish_token"], payload, p["timeout"], endpoint.ssl_context
+        )
         pub.start()
         try:
-            message, arrived = wait_for_probe(conn, pub, marker, p["timeout"], received, p["unit"])
+            message, arrived = wait_for_probe(conn, pub, marker, p["timeout"], received)
             pub.join(p["timeout"])
         finally:
             record_publish(pub, result)
         result["latency_ms"] = round((arrived - pub.started_at) * 1000, 1)
-        if not result["published"]:
-            raise publish_failure(pub, publish_url, p["unit"])
+        if not pub.accepted:
+            raise pub.failure()
         if result.get("notification_id") is None:
             result["notification_id"] = message.get("id")
         result["notification"] = message
@@ -489,42 +403,23 @@ def run(module: AnsibleModule, result: dict) -> None:
             conn.send_text(json.dumps({"type": "ack", "ids": [message["id"]]}), p["timeout"])
         result["msg"] = f"notification delivered in {result['latency_ms']} ms"
     except WebSocketError as exc:
-        hint = explain(exc, target.host, target.port, target.secure, p["unit"])
-        raise StepFailed(
-            "deliver", f"WebSocket failed during the round trip: {exc}", hint
-        ) from None
+        raise StepFailed("deliver", f"WebSocket failed during the round trip: {exc}", exc) from None
     finally:
         conn.close(1000, "", timeout=min(2.0, p["timeout"]))
 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec=dict(
-            url=dict(type="str", required=True),
-            token=dict(type="str", no_log=True),
-            jwt_secret=dict(type="str", no_log=True),
-            user_id=dict(type="str"),
-            jwt_ttl=dict(type="int", default=300),
-            jwt_audience=dict(type="str"),
-            jwt_issuer=dict(type="str"),
-            token_location=dict(
-                type="str", choices=["header", "query", "message"], default="header"
-            ),
+        argument_spec=connection_argument_spec(
             publish_url=dict(type="str"),
             publish_token=dict(type="str", required=True, no_log=True),
             broadcast=dict(type="bool", default=False),
             title=dict(type="str", default="wsnotify round trip"),
             ack=dict(type="bool", default=True),
-            headers=dict(type="dict", default={}),
-            origin=dict(type="str"),
-            validate_certs=dict(type="bool", default=True),
-            ca_path=dict(type="path"),
-            timeout=dict(type="float", default=10),
-            unit=dict(type="str", default="wsnotify"),
         ),
-        mutually_exclusive=[("token", "jwt_secret")],
+        mutually_exclusive=CONNECTION_MUTUALLY_EXCLUSIVE,
         required_one_of=[("token", "jwt_secret")],
-        required_by={"jwt_secret": "user_id"},
+        required_by=CONNECTION_REQUIRED_BY,
         supports_check_mode=True,
     )
     result: dict = {
@@ -533,21 +428,16 @@ def main() -> None:
         "published": False,
         "received": [],
     }
-    if module.params["timeout"] <= 0:
-        module.fail_json(msg="timeout must be > 0", **result)
     try:
-        parse_ws_url(module.params["url"])
-        make_ssl_context(module.params["validate_certs"], module.params["ca_path"])
-    except (ValueError, OSError) as exc:
-        module.fail_json(msg=f"invalid url or ca_path: {exc}", **result)
+        endpoint = Connection(module.params)
+    except (ValueError, OSError) as exc:  # bad url, ca_path, timeout, header clash
+        module.fail_json(msg=str(exc), **result)
     try:
-        run(module, result)
+        run(module, endpoint, result)
     except StepFailed as exc:
         result["stage"] = exc.stage
-        result["hint"] = exc.hint
-        module.fail_json(msg=f"{exc} ({exc.stage}): {exc.hint}", **result)
-    except ValueError as exc:
-        module.fail_json(msg=str(exc), **result)
+        result["hint"] = endpoint.hint(exc.failure, *exc.at)
+        module.fail_json(msg=f"{exc} ({exc.stage}): {result['hint']}", **result)
     module.exit_json(**result)
 
 

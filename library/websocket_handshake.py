@@ -10,10 +10,10 @@ module: websocket_handshake
 short_description: Check a WebSocket upgrade (RFC 6455) and explain why it fails
 description:
   - Opens one WebSocket connection to O(url), validates the C(101 Switching Protocols) answer
-    (including C(Sec-WebSocket-Accept)), optionally authenticates with a bearer token, and checks
-    that the outcome is the one expected - an open connection (V(upgrade)) or a refusal
-    (V(refused)), which is an HTTP status instead of the upgrade, or a close frame such as
-    C(4401) after it.
+    (including C(Sec-WebSocket-Accept)), optionally authenticates with a bearer token (given,
+    or minted from the service's O(jwt_secret)), and checks that the outcome is the one
+    expected - an open connection (V(upgrade)) or a refusal (V(refused)), which is an HTTP
+    status instead of the upgrade, or a close frame such as C(4401) after it.
   - Returns the evidence (status, response headers, close code and reason, TLS protocol and
     certificate, timings) so a playbook can assert on it.
   - Failures carry a C(hint) naming the real cause, for example a service that is not listening,
@@ -23,58 +23,16 @@ description:
 version_added: "1.0.0"
 author:
   - wsnotify maintainers
+extends_documentation_fragment:
+  - action_common_attributes
+  - wsnotify_connection
 options:
-  url:
-    description:
-      - The WebSocket URL, V(ws://host:port/path) or V(wss://host/path).
-    type: str
-    required: true
-  headers:
-    description:
-      - Extra request headers. The handshake's own headers (C(Host), C(Upgrade), C(Connection),
-        C(Sec-WebSocket-*)) cannot be overridden.
-    type: dict
-    default: {}
-  token:
-    description:
-      - Bearer token (a JWT for wsnotify) to authenticate with. Never logged or returned.
-      - Where it is sent is chosen by O(token_location).
-    type: str
-  token_location:
-    description:
-      - "V(header) sends C(Authorization: Bearer <token>)."
-      - V(query) adds C(?token=<token>) to the request target (the returned O(url) never shows it).
-      - V(message) sends C({"type":"auth","token":"<token>"}) as the first message after the 101.
-    type: str
-    choices: [header, query, message]
-    default: header
-  origin:
-    description:
-      - Value of the C(Origin) header, as a browser on that site would send it.
-    type: str
   subprotocols:
     description:
       - Subprotocols offered in C(Sec-WebSocket-Protocol).
     type: list
     elements: str
     default: []
-  validate_certs:
-    description:
-      - Verify the server certificate and host name for V(wss://) URLs.
-      - Set to V(false) only for a throwaway check; the TLS details are returned either way.
-    type: bool
-    default: true
-  ca_path:
-    description:
-      - CA bundle file (or hashed directory) to trust instead of the system store, for example a
-        self-signed or private-CA certificate.
-    type: path
-  timeout:
-    description:
-      - Seconds allowed for each of connecting plus the handshake, and waiting for a refusal or
-        for O(expect_message_type).
-    type: float
-    default: 10
   retries:
     description:
       - Extra attempts when the failure can be transient while a service starts - connection
@@ -90,9 +48,10 @@ options:
     description:
       - V(upgrade) passes when the server answers 101 with a valid accept and the connection stays
         open for O(hold) seconds (after O(expect_message_type) arrived, when set).
-      - V(refused) passes when the server refuses, see O(expect_status) and O(expect_close_code).
-        Without either, a refusal is HTTP 401/403, or a close with code 1008 or 4000-4999.
-        Connection, TLS and proxy errors never count as a refusal.
+      - V(refused) passes when the server refuses, see O(expect_status) and O(expect_close_code);
+        the module waits up to O(timeout) for the server's close. Without either, a refusal is
+        HTTP 401/403, or a close with code 1008 or 4000-4999. Connection, TLS and proxy errors
+        never count as a refusal.
     type: str
     choices: [upgrade, refused]
     default: upgrade
@@ -116,14 +75,15 @@ options:
         O(expect=upgrade) to pass. The module then closes it with code 1000.
     type: float
     default: 0.5
-  unit:
-    description:
-      - The systemd unit serving the WebSocket behind O(url), named in hints (which service to
-        inspect when nothing listens or a proxy cannot reach its upstream).
-    type: str
-    default: wsnotify
+attributes:
+  check_mode:
+    support: full
+    details: The same check runs in check mode; it only reads, so C(changed) is always false.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
 notes:
-  - Read-only; supports check mode (the same check runs) and always returns C(changed=false).
   - Permessage-deflate and other extensions are never offered.
 seealso:
   - module: notification_roundtrip
@@ -138,30 +98,37 @@ EXAMPLES = r"""
     retries: 10
     delay: 1
 
-# A JWT for a probe user, minted on the controller with this project's stdlib helper.
-- name: Mint a short-lived probe token
+# The module mints the token on the target from the service's secret (passed as a module
+# argument, never on a command line).
+- name: Ensure the service upgrades a client with a valid token and welcomes it
+  websocket_handshake:
+    url: ws://127.0.0.1:3002/ws
+    jwt_secret: "{{ wsnotify_jwt_secret }}"
+    jwt_audience: "{{ wsnotify_jwt_audience | default(omit, true) }}"
+    jwt_issuer: "{{ wsnotify_jwt_issuer | default(omit, true) }}"
+    user_id: ansible-probe
+    expect_message_type: welcome
+
+# For a proxy host that should not hold the JWT secret, mint the token on the controller with
+# this project's stdlib helper. The secret goes to the command on stdin: a command line is
+# readable by every local user (/proc/PID/cmdline), whatever no_log hides.
+- name: Mint a short-lived probe token on the controller
   ansible.builtin.command:
     argv:
       - "{{ ansible_playbook_python }}"
       - -c
       - >-
         import sys; a = sys.argv; sys.path.insert(0, a[1]); from wsnotify_jwt import mint_token;
-        print(mint_token(a[2], a[3], 300, a[4] or None, a[5] or None))
+        print(mint_token(sys.stdin.read(), 'ansible-probe', 300, a[2] or None, a[3] or None))
       - "{{ lookup('ansible.builtin.config', 'DEFAULT_MODULE_UTILS_PATH') | first }}"
-      - "{{ wsnotify_jwt_secret }}"
-      - ansible-probe
       - "{{ wsnotify_jwt_audience | default('') }}"
       - "{{ wsnotify_jwt_issuer | default('') }}"
+    stdin: "{{ wsnotify_jwt_secret }}"
+    stdin_add_newline: false
   delegate_to: localhost
   changed_when: false
   no_log: true
   register: probe_token
-
-- name: Ensure the service upgrades a client with a valid token and welcomes it
-  websocket_handshake:
-    url: ws://127.0.0.1:3002/ws
-    token: "{{ probe_token.stdout }}"
-    expect_message_type: welcome
 
 - name: Ensure nginx proxies wss:// to the service with a trusted certificate
   websocket_handshake:
@@ -179,6 +146,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+url:
+  description: The O(url) checked, as given (a token placed in the query is never added to it).
+  returned: always
+  type: str
+  sample: wss://localhost/ws
 outcome:
   description: What happened - V(upgrade) (open connection), V(refused), V(closed) (closed by the
     server with a code that is not a refusal) or V(error) (connection, TLS or protocol failure).
@@ -234,49 +206,82 @@ messages:
   elements: raw
   sample: [{"type": "welcome", "user_id": "42"}]
 tls:
-  description: TLS details for V(wss://) (null for V(ws://)); for a certificate failure the
-    certificate is fetched again without verification so it can be shown.
+  description: TLS details for V(wss://) (null for V(ws://)). When the TLS handshake fails, the
+    certificate is fetched again without verification so it can be shown, beside
+    RV(tls.certificate_error).
   returned: always
   type: dict
   contains:
     protocol:
       description: Negotiated protocol version.
       type: str
+      returned: when the TLS handshake succeeded
       sample: TLSv1.3
     cipher:
       description: Negotiated cipher suite.
       type: str
+      returned: when the TLS handshake succeeded
+      sample: TLS_AES_256_GCM_SHA384
     subject:
       description: Certificate subject.
       type: str
+      returned: when the server presented a certificate that could be decoded
       sample: CN=localhost
     issuer:
       description: Certificate issuer.
       type: str
+      returned: when the server presented a certificate that could be decoded
+      sample: CN=localhost
+    self_signed:
+      description: Whether subject and issuer are the same (a self-signed certificate).
+      type: bool
+      returned: when the server presented a certificate that could be decoded
+      sample: true
     subject_alt_names:
       description: Names the certificate is valid for.
       type: list
       elements: str
+      returned: when the server presented a certificate that could be decoded
       sample: ["DNS:localhost"]
+    not_before:
+      description: Start of validity (UTC, ISO 8601).
+      type: str
+      returned: when the server presented a certificate that could be decoded
+      sample: "2026-12-01T00:00:00Z"
     not_after:
       description: Expiry time (UTC, ISO 8601).
       type: str
+      returned: when the server presented a certificate that could be decoded
+      sample: "2027-03-01T00:00:00Z"
     days_to_expiry:
       description: Whole days until expiry (negative once expired).
       type: int
+      returned: when the server presented a certificate that could be decoded
       sample: 89
+    sha256_fingerprint:
+      description: SHA-256 of the certificate (DER), lower-case hex without separators.
+      type: str
+      returned: when the server presented a certificate that could be decoded
+      sample: 3f1c0e9b5d7a...
+    certificate_error:
+      description: Why the TLS handshake or certificate verification failed, or why the
+        certificate could not be decoded.
+      type: str
+      returned: when the TLS handshake failed, or the certificate could not be decoded
+      sample: self-signed certificate
   sample: {"protocol": "TLSv1.3", "subject": "CN=localhost", "days_to_expiry": 89}
 handshake_ms:
   description: Milliseconds from connecting to the validated 101 in the last attempt.
   returned: when a 101 arrived
   type: float
+  sample: 3.2
 elapsed_ms:
   description: Milliseconds the whole check took, all attempts included.
   returned: always
   type: float
   sample: 512.4
 attempts:
-  description: Number of attempts made.
+  description: Number of attempts made (0 when the options were refused before any).
   returned: always
   type: int
   sample: 1
@@ -284,27 +289,28 @@ hint:
   description: The likely cause and what to do, when the check failed.
   returned: on failure
   type: str
+  sample: "nothing is listening on 127.0.0.1:3002: the service is not running ..."
 """
 
 import json
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.websocket import (
+from ansible.module_utils.ws_diagnosis import CheckFailed
+from ansible.module_utils.ws_protocol import (
     ConnectFailed,
+    ConnectionClosed,
     HandshakeInvalid,
     HandshakeRejected,
     Timeout,
-    TLSFailed,
     WebSocketError,
-    connect,
-    fetch_certificate,
-    make_ssl_context,
-    merge_headers,
-    parse_ws_url,
-    token_placement,
 )
-from ansible.module_utils.ws_diagnosis import explain, explain_close
+from ansible.module_utils.wsnotify_connection import (
+    CONNECTION_MUTUALLY_EXCLUSIVE,
+    CONNECTION_REQUIRED_BY,
+    Connection,
+    connection_argument_spec,
+)
 
 MAX_MESSAGES = 10
 TRANSIENT_STATUSES = (502, 503, 504)
@@ -336,11 +342,14 @@ def new_result(url: str) -> dict:
         "closed_by": None,
         "messages": [],
         "tls": None,
+        "attempts": 0,
+        "elapsed_ms": 0.0,
     }
 
 
-def observe(conn, result: dict, params: dict) -> None:
-    """Read after the 101 until the expectation can be judged; fills close/messages fields."""
+def observe(conn, result: dict, params: dict) -> bool:
+    """Read after the 101 until the expectation can be judged; fills close/messages fields.
+    Returns whether the expected message (if any) arrived."""
     expect = params["expect"]
     wanted = params["expect_message_type"]
     start = time.monotonic()
@@ -359,49 +368,30 @@ def observe(conn, result: dict, params: dict) -> None:
             continue
         if msg.kind == "close":
             break
+        value = decode_message(msg.text) if msg.kind == "text" else f"<{len(msg.data)} bytes>"
         if len(result["messages"]) < MAX_MESSAGES:
-            result["messages"].append(
-                decode_message(msg.text) if msg.kind == "text" else f"<{len(msg.data)} bytes>"
-            )
-        if not seen_wanted and msg.kind == "text":
-            value = decode_message(msg.text)
-            if isinstance(value, dict) and value.get("type") == wanted:
-                seen_wanted = True
-                if expect == "refused":
-                    break  # the server accepted us: no need to wait longer
-                hold_until = time.monotonic() + params["hold"]
-    result["seen_expected_message"] = seen_wanted
+            result["messages"].append(value)
+        if not seen_wanted and isinstance(value, dict) and value.get("type") == wanted:
+            seen_wanted = True
+            if expect == "refused":
+                break  # the server accepted us: no need to wait longer
+            hold_until = time.monotonic() + params["hold"]
     if conn.closed_by is None:
         conn.close(1000, "", timeout=min(2.0, params["timeout"]))
     result["close_code"] = conn.close_code
     result["close_reason"] = conn.close_reason
     result["closed_by"] = conn.closed_by
+    return seen_wanted
 
 
-def attempt(params: dict, result: dict) -> WebSocketError | None:
-    """One connection: fills ``result``; returns the error that stopped it, if any."""
-    target = parse_ws_url(params["url"])
-    extra, resource, first_message = token_placement(
-        target, params["token"], params["token_location"]
-    )
-    headers = merge_headers(params["headers"], extra)
-    ctx = make_ssl_context(params["validate_certs"], params["ca_path"]) if target.secure else None
+def attempt(endpoint: Connection, params: dict, result: dict) -> tuple[WebSocketError | None, bool]:
+    """One connection: fills ``result``; returns (the error that stopped it, if any, whether
+    the expected message arrived)."""
     start = time.monotonic()
     try:
-        conn = connect(
-            params["url"],
-            timeout=params["timeout"],
-            headers=headers,
-            origin=params["origin"],
-            subprotocols=params["subprotocols"] or None,
-            ssl_context=ctx,
-            resource=resource,
-        )
+        conn = endpoint.open(params["subprotocols"] or None)
     except WebSocketError as exc:
         result["tls"] = exc.tls
-        if isinstance(exc, TLSFailed):
-            exc.certificate = fetch_certificate(target.host, target.port, params["timeout"])
-            result["tls"] = {"certificate_error": exc.detail, **(exc.certificate or {})}
         if isinstance(exc, (HandshakeRejected, HandshakeInvalid)):
             result["status"] = exc.response.status
             result["headers"] = exc.response.headers
@@ -410,7 +400,7 @@ def attempt(params: dict, result: dict) -> WebSocketError | None:
             result["body"] = exc.response.body_text()
         if isinstance(exc, HandshakeInvalid):
             result["accept_valid"] = exc.accept_valid
-        return exc
+        return exc, False
     result["handshake_ms"] = round((time.monotonic() - start) * 1000, 1)
     result["status"] = conn.response.status
     result["headers"] = conn.response.headers
@@ -418,19 +408,18 @@ def attempt(params: dict, result: dict) -> WebSocketError | None:
     result["subprotocol"] = conn.subprotocol
     result["tls"] = conn.tls
     try:
-        if first_message:
-            conn.send_text(first_message, timeout=params["timeout"])
-        observe(conn, result, params)
+        endpoint.authenticate(conn)
+        seen = observe(conn, result, params)
     except WebSocketError as exc:
         conn.close()
         result["close_code"] = conn.close_code
         result["closed_by"] = conn.closed_by or "server"
-        return exc
+        return exc, False
     if result["closed_by"] == "server":
         result["outcome"] = "refused" if is_refusal_close(result["close_code"]) else "closed"
     else:
         result["outcome"] = "upgrade"
-    return None
+    return None, seen
 
 
 def is_transient(error: WebSocketError | None) -> bool:
@@ -443,93 +432,51 @@ def is_transient(error: WebSocketError | None) -> bool:
     return False
 
 
-def judge(params: dict, result: dict, error: WebSocketError | None) -> str | None:
-    """None when the expectation holds, else the failure message (with the hint in result)."""
-    target = parse_ws_url(params["url"])
-
-    def hint_for(exc) -> str:
-        return explain(exc, target.host, target.port, target.secure, params["unit"])
-
-    expect = params["expect"]
-    if error is not None and not isinstance(error, HandshakeRejected):
-        result["hint"] = hint_for(error)
-        return f"{error}: {result['hint']}"
+def judge(params: dict, result: dict, error: WebSocketError | None, seen: bool):
+    """None when the expectation holds, else (what was expected and seen, the failure whose
+    hint explains it)."""
     status, code = result["status"], result["close_code"]
-    if expect == "upgrade":
+    if error is not None and not isinstance(error, HandshakeRejected):
+        return str(error), error
+    # After a 101: the server's close, or the fact it kept the connection open.
+    if result["closed_by"] == "server":
+        after_101 = ConnectionClosed(code, result["close_reason"] or "")
+    else:
+        after_101 = CheckFailed("not_enforced", "the connection stayed open")
+    if params["expect"] == "upgrade":
         if error is not None:
-            result["hint"] = hint_for(error)
-            return f"expected an upgrade, got HTTP {status}: {result['hint']}"
+            return f"expected an upgrade, got HTTP {status}", error
         if result["outcome"] != "upgrade":
-            result["hint"] = explain_close(code, result["close_reason"] or "")
-            return (
-                f"the server upgraded but then closed the connection: {result['hint']}; "
-                f"messages received: {json.dumps(result['messages'])}"
-            )
-        if not result["seen_expected_message"]:
-            result["hint"] = (
-                f"no {params['expect_message_type']!r} message within {params['timeout']}s: the "
-                "server did not confirm authentication (with token_location=message, check the "
-                "auth message format)"
-            )
-            return f"{result['hint']}; messages received: {json.dumps(result['messages'])}"
+            return "the server upgraded but then closed the connection", after_101
+        if not seen:
+            wanted = params["expect_message_type"]
+            missing = CheckFailed("no_message", "", message_type=wanted, timeout=params["timeout"])
+            return "upgraded (101, valid accept)", missing
         return None
-    # expect == refused
-    if params["expect_status"] is not None:
-        if status == params["expect_status"]:
+    wanted_status, wanted_code = params["expect_status"], params["expect_close_code"]
+    if wanted_status is not None:
+        if status == wanted_status:
             return None
         got = f"HTTP {status}" if status else "no HTTP answer"
-        if status == 101:
-            got += f" then {explain_close(code, result['close_reason'] or '')}"
-            result["hint"] = got
-        else:
-            result["hint"] = hint_for(error) if error else got
-        return f"expected the upgrade to be refused with HTTP {params['expect_status']}, got {got}"
-    if params["expect_close_code"] is not None:
-        if (
-            status == 101
-            and result["closed_by"] == "server"
-            and code == params["expect_close_code"]
-        ):
+        expected = f"expected the upgrade to be refused with HTTP {wanted_status}, got {got}"
+        return expected, error or after_101
+    if wanted_code is not None:
+        if status == 101 and result["closed_by"] == "server" and code == wanted_code:
             return None
         if error is not None:
-            result["hint"] = hint_for(error)
-            return (
-                f"expected close code {params['expect_close_code']} after a 101, got HTTP "
-                f"{status}: {result['hint']}"
-            )
-    elif result["outcome"] == "refused" and (status in (401, 403) or is_refusal_close(code)):
+            return f"expected close code {wanted_code} after a 101, got HTTP {status}", error
+        return f"expected close code {wanted_code}", after_101
+    if result["outcome"] == "refused" and (status in (401, 403) or is_refusal_close(code)):
         return None
-    elif error is not None:
-        result["hint"] = hint_for(error)
-        return f"expected a refusal, got HTTP {status}, which is not one: {result['hint']}"
-    if result["outcome"] == "upgrade":
-        result["hint"] = (
-            "the server accepted the connection and kept it open: authentication is not enforced "
-            "on this url (or the auth timeout is longer than the module's timeout)"
-        )
-        return (
-            f"expected a refusal, but {result['hint']}; messages: {json.dumps(result['messages'])}"
-        )
-    result["hint"] = explain_close(code, result["close_reason"] or "")
-    wanted = params["expect_close_code"]
-    expected = f"close code {wanted}" if wanted else "a refusal"
-    return f"expected {expected}, got {result['hint']}"
+    if error is not None:
+        return f"expected a refusal, got HTTP {status}, which is not one", error
+    return "expected a refusal", after_101
 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec=dict(
-            url=dict(type="str", required=True),
-            headers=dict(type="dict", default={}),
-            token=dict(type="str", no_log=True),
-            token_location=dict(
-                type="str", choices=["header", "query", "message"], default="header"
-            ),
-            origin=dict(type="str"),
+        argument_spec=connection_argument_spec(
             subprotocols=dict(type="list", elements="str", default=[]),
-            validate_certs=dict(type="bool", default=True),
-            ca_path=dict(type="path"),
-            timeout=dict(type="float", default=10),
             retries=dict(type="int", default=0),
             delay=dict(type="float", default=1),
             expect=dict(type="str", choices=["upgrade", "refused"], default="upgrade"),
@@ -537,9 +484,9 @@ def main() -> None:
             expect_close_code=dict(type="int"),
             expect_message_type=dict(type="str"),
             hold=dict(type="float", default=0.5),
-            unit=dict(type="str", default="wsnotify"),
         ),
-        mutually_exclusive=[("expect_status", "expect_close_code")],
+        mutually_exclusive=[*CONNECTION_MUTUALLY_EXCLUSIVE, ("expect_status", "expect_close_code")],
+        required_by=CONNECTION_REQUIRED_BY,
         supports_check_mode=True,
     )
     params = module.params
@@ -553,31 +500,30 @@ def main() -> None:
         )
     if params["expect_status"] == 101:
         module.fail_json(msg="expect_status=101 is not a refusal: use expect=upgrade", **result)
-    if params["timeout"] <= 0 or params["retries"] < 0 or params["delay"] < 0 or params["hold"] < 0:
-        module.fail_json(msg="timeout must be > 0; retries, delay and hold must be >= 0", **result)
+    if params["retries"] < 0 or params["delay"] < 0 or params["hold"] < 0:
+        module.fail_json(msg="retries, delay and hold must be >= 0", **result)
     try:
-        parse_ws_url(params["url"])
-        make_ssl_context(params["validate_certs"], params["ca_path"])
-    except (ValueError, OSError) as exc:
-        module.fail_json(msg=f"invalid url or ca_path: {exc}", **result)
+        endpoint = Connection(params)
+    except (ValueError, OSError) as exc:  # bad url, ca_path, timeout, header clash
+        module.fail_json(msg=str(exc), **result)
 
     started = time.monotonic()
-    error = None
     for number in range(1, params["retries"] + 2):
         result = new_result(params["url"])
         result["attempts"] = number
-        try:
-            error = attempt(params, result)
-        except ValueError as exc:  # header conflicts and similar caller mistakes
-            module.fail_json(msg=str(exc), **result)
+        error, seen = attempt(endpoint, params, result)
         if not is_transient(error) or number > params["retries"]:
             break
         time.sleep(params["delay"])
     result["elapsed_ms"] = round((time.monotonic() - started) * 1000, 1)
-    failure = judge(params, result, error)
-    result.pop("seen_expected_message", None)
-    if failure:
-        module.fail_json(msg=failure, **result)
+    verdict = judge(params, result, error, seen)
+    if verdict is not None:
+        expected, failure = verdict
+        result["hint"] = endpoint.hint(failure)
+        msg = f"{expected}: {result['hint']}"
+        if result["messages"]:
+            msg += f"; messages received: {json.dumps(result['messages'])}"
+        module.fail_json(msg=msg, **result)
     if params["expect"] == "upgrade":
         msg = f"upgraded (101, valid accept) and open for {params['hold']}s"
     else:

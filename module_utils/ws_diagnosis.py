@@ -2,10 +2,13 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Turn a failed WebSocket check into the real cause an operator meets, and what to do.
 
-Works on the fields of the errors raised by ``websocket.py`` (duck-typed through ``kind`` and
-attributes), so it imports nothing and plain Python can test it. The causes come from the outages
-this toolkit is meant to catch: a service not listening, an nginx site without its WebSocket
-location, a proxy that drops the Upgrade headers, a handshake rewritten in transit, certificates.
+``diagnose()`` is the one place every failure hint of the modules is written: connection, TLS
+and handshake errors raised by ``websocket.py``/``ws_protocol.py``, close codes, the publisher's
+answers, and the expectations a check can miss (``CheckFailed``). It works on the failures'
+``kind`` and attributes (duck-typed), so it imports nothing and plain Python can test it. The
+causes come from the outages this toolkit is meant to catch: a service not listening, an nginx
+site without its WebSocket location, a proxy that drops the Upgrade headers, a handshake
+rewritten in transit, certificates, a publisher or Redis fan-out that does not deliver.
 """
 
 from __future__ import annotations
@@ -176,9 +179,106 @@ def _tls_hint(error, host: str) -> str:
     )
 
 
-def explain(error, host: str, port: int, secure: bool, unit: str = "wsnotify") -> str:
-    """The operator hint for a failure raised by websocket.py (or a publisher request)."""
-    kind = getattr(error, "kind", "error")
+class CheckFailed(Exception):
+    """An expectation of a check that did not hold although the transport worked.
+
+    ``kind`` picks the hint in ``diagnose``; keyword arguments are its evidence:
+    ``no_message`` (message_type, timeout), ``not_enforced``, ``publish_status`` (status, body,
+    path), ``publish_invalid`` (detail), ``not_delivered`` (received: the messages seen instead).
+    """
+
+    def __init__(self, kind: str, message: str, **evidence) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.evidence = evidence
+
+
+def _publish_status_hint(status: int, body: str, path: str, unit: str) -> str:
+    if status == 401:
+        return (
+            "the publisher refused publish_token: it must equal PUBLISH_TOKEN in the service's "
+            "environment (EnvironmentFile of the unit)"
+        )
+    if status == 404:
+        return (
+            f"no publisher endpoint at {path}: check publish_url; behind nginx the site must "
+            "proxy /api/ to the service"
+        )
+    if status == 400:
+        return f"the service rejected the notification as invalid: {body[:500]}"
+    if status in (502, 503, 504):
+        return (
+            f"the proxy could not reach the service ({status}): see `systemctl status {unit}` "
+            f"and `journalctl -u {unit} -n 50`"
+        )
+    return f"unexpected answer from the publisher: {body[:500]}"
+
+
+def _not_delivered_hint(received: list, unit: str) -> str:
+    if any(isinstance(v, dict) and v.get("type") == "notification" for v in received):
+        return (
+            "notifications arrived, but none carried the probe's marker in data.marker or the "
+            "body: the service (or something in between) alters or drops body/data, or this "
+            "socket receives another user's notifications"
+        )
+    return (
+        "the publisher accepted it but nothing was delivered: the service's Redis subscriber "
+        "is down or the publishing node uses another Redis than this socket's node; see "
+        f"`journalctl -u {unit} -n 50` and the /healthz endpoint"
+    )
+
+
+def _check_hint(failure: CheckFailed, unit: str) -> str:
+    kind, ev = failure.kind, failure.evidence
+    if kind == "no_message":
+        return (
+            f"no {ev['message_type']!r} message within {ev['timeout']}s: the server upgraded but "
+            "did not confirm authentication (with token_location=message, the first message "
+            'must be {"type":"auth","token":...})'
+        )
+    if kind == "not_enforced":
+        return (
+            "the server accepted the connection and kept it open: authentication is not "
+            "enforced on this url (or the auth timeout is longer than the module's timeout)"
+        )
+    if kind == "publish_status":
+        return _publish_status_hint(ev["status"], ev.get("body", ""), ev.get("path", ""), unit)
+    if kind == "publish_invalid":
+        return (
+            f"the publisher endpoint did not answer with valid HTTP ({ev.get('detail')}): check "
+            "that publish_url points at the service or its proxy"
+        )
+    if kind == "not_delivered":
+        return _not_delivered_hint(ev.get("received", []), unit)
+    return str(failure)
+
+
+def _close_hint(failure, minted_token: bool) -> str:
+    code = getattr(failure, "code", None)
+    hint = explain_close(code, getattr(failure, "reason", ""))
+    if code == 4401 and minted_token:
+        hint += (
+            "; a token minted from jwt_secret is refused when the secret differs from the "
+            "service's JWT_SECRET or JWT_AUDIENCE/JWT_ISSUER are required"
+        )
+    return hint
+
+
+def diagnose(
+    failure,
+    host: str,
+    port: int,
+    secure: bool,
+    unit: str = "wsnotify",
+    minted_token: bool = False,
+) -> str:
+    """The operator hint for a failed check against ``host:port``.
+
+    ``failure`` is an error raised by websocket.py/ws_protocol.py (or the publisher request,
+    classified the same way) or a CheckFailed; ``unit`` is the systemd unit to inspect and
+    ``minted_token`` says the token was minted from jwt_secret (a 4401 then points at it).
+    """
+    kind = getattr(failure, "kind", "error")
     if kind == "refused":
         if secure or port in (80, 443):
             return (
@@ -198,13 +298,13 @@ def explain(error, host: str, port: int, secure: bool, unit: str = "wsnotify") -
     if kind == "dns":
         return f"the host name {host!r} does not resolve on this machine: check DNS or /etc/hosts."
     if kind in ("unreachable", "reset"):
-        return f"the network path to {host}:{port} failed ({getattr(error, 'detail', '')})."
+        return f"the network path to {host}:{port} failed ({getattr(failure, 'detail', '')})."
     if kind == "tls":
-        return _tls_hint(error, host)
+        return _tls_hint(failure, host)
     if kind == "status":
-        return _status_hint(error, unit, host, port)
+        return _status_hint(failure, unit, host, port)
     if kind == "invalid_101":
-        if not getattr(error, "accept_valid", True):
+        if not getattr(failure, "accept_valid", True):
             return (
                 "the server answered 101 but its Sec-WebSocket-Accept does not match the key we "
                 "sent: something rewrote the handshake (a proxy that regenerates "
@@ -216,7 +316,9 @@ def explain(error, host: str, port: int, secure: bool, unit: str = "wsnotify") -
             "in between may rewrite the Upgrade/Connection headers."
         )
     if kind == "closed":
-        return explain_close(getattr(error, "code", None), getattr(error, "reason", ""))
+        return _close_hint(failure, minted_token)
     if kind == "protocol":
-        return "the peer does not speak the WebSocket protocol correctly on this url."
-    return str(error)
+        return f"the peer does not speak the WebSocket protocol correctly on this url ({failure})."
+    if isinstance(failure, CheckFailed):
+        return _check_hint(failure, unit)
+    return str(failure)

@@ -2,8 +2,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Mint HS256 JWTs the way wsnotify verifies them, with the standard library only.
 
-Target hosts have no PyJWT; a round-trip check given only the service's JWT_SECRET still needs a
-token whose ``sub`` is the user to notify. Importable by plain Python (no Ansible imports).
+Target hosts have no PyJWT; a check given only the service's JWT_SECRET still needs a token
+whose ``sub`` is the user to connect as. Importable by plain Python (no Ansible imports) and on
+its own, from the module_utils directory (the controller-side mint in playbooks does that):
+so it imports nothing from its siblings.
 """
 
 from __future__ import annotations
@@ -18,10 +20,6 @@ import time
 def b64url_encode(data: bytes) -> str:
     """Base64url without padding (RFC 7515 2)."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def b64url_decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _segment(obj: dict) -> str:
@@ -53,17 +51,3 @@ def mint_token(
     if issuer:
         claims["iss"] = issuer
     return encode_hs256(claims, secret)
-
-
-def unverified_claims(token: str) -> dict:
-    """The payload of a JWT WITHOUT checking its signature: only to learn which ``sub`` it names."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        raise ValueError("token is not a JWT (expected three dot-separated parts)")
-    try:
-        claims = json.loads(b64url_decode(parts[1]))
-    except ValueError:
-        raise ValueError("token payload is not base64url JSON") from None
-    if not isinstance(claims, dict):
-        raise ValueError("token payload is not a JSON object")
-    return claims

@@ -12,6 +12,7 @@ import json
 
 import pytest
 from helpers.ansible_run import failed, ok, run_tasks, task
+from helpers.moddocs import MODULES, always_returned, key_paths, returns
 from helpers.ports import free_port
 
 from module_utils.wsnotify_jwt import mint_token
@@ -174,7 +175,8 @@ def run(tmp_path_factory, test_secrets):
     try:
         results = run_tasks(tasks, tmp_path_factory.mktemp("play-direct"))
         servers = {"good": good, "wrong_accept": wrong_accept, "silent": silent, "slow": slow}
-        yield results, servers, {"token": token, "bad_token": bad_token, "closed": closed_port}
+        tokens = {"token": token, "bad_token": bad_token, "closed": closed_port}
+        yield results, servers, tokens, tasks
     finally:
         for s in (good, wrong_accept, mangled, silent, slow):
             s.stop()
@@ -331,8 +333,26 @@ def test_contradictory_options_are_refused(run):
 
 
 def test_secrets_never_reach_the_output(run, test_secrets):
-    results, _servers, tokens = run
+    results, _servers, tokens, _tasks = run
     everything = results.stdout + results.stderr + json.dumps(results.records)
     for secret in (test_secrets.jwt_secret, test_secrets.publish_token, tokens["token"]):
         assert secret not in everything
     assert "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in json.dumps(results.records)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_return_documents_exactly_what_the_module_returns(run, module):
+    """From every real result of this play: no key RETURN leaves out, every 'always' key in
+    each result, and every documented top-level key returned by some task (drift fails)."""
+    results, _servers, _tokens, tasks = run
+    documented = returns(module)
+    names = [t["name"] for t in tasks if module in t]
+    seen_anywhere: set[str] = set()
+    for name in names:
+        seen, unknown = key_paths(results[name], documented)
+        assert not unknown, f"{name}: returned but not in RETURN: {sorted(unknown)}"
+        missing = always_returned(documented) - seen
+        assert not missing, f"{name}: RETURN says always, but missing: {sorted(missing)}"
+        seen_anywhere |= seen
+    never = set(documented) - seen_anywhere
+    assert not never, f"documented in RETURN but never returned: {sorted(never)}"

@@ -13,17 +13,19 @@ Upstream is the wsnotify stand-in of helpers/wsserver.py.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import yaml
 from helpers.ansible_run import failed, ok, run_tasks, task
-from helpers.moddocs import doc_blocks, raw_blocks
+from helpers.cmdlines import CmdlineWatch
+from helpers.moddocs import MODULES, documented_keys, key_paths, rendered, returns
 from helpers.nginx import running_nginx
 from helpers.ports import free_port
 
 from module_utils.wsnotify_jwt import mint_token
 
-EXAMPLE_MODULES = ("websocket_handshake", "notification_roundtrip")
 UPGRADE = """proxy_http_version 1.1;
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header Connection "upgrade";
@@ -110,8 +112,8 @@ def run(tmp_path_factory, test_secrets, tls_material):
         task("wss closed port", hs, {**up, "url": f"wss://127.0.0.1:{closed}/ws"}),
     ]
     # The modules' EXAMPLES, as written, against this stack: only the service's port differs.
-    for name in EXAMPLE_MODULES:
-        text = raw_blocks(name)["EXAMPLES"].replace("127.0.0.1:3002", backend.base)
+    for name in MODULES:
+        text = rendered()[name]["examples"].replace("127.0.0.1:3002", backend.base)
         tasks += yaml.safe_load(text)
     stack_vars = {
         "wsnotify_jwt_secret": test_secrets.jwt_secret,
@@ -120,10 +122,14 @@ def run(tmp_path_factory, test_secrets, tls_material):
         "nginx_site_tls_certificate_path": str(tls_material["cert"]),
     }
     prefix = tmp_path_factory.mktemp("nginx")
+    secrets = {"jwt_secret": test_secrets.jwt_secret, "publish_token": test_secrets.publish_token}
     try:
         with running_nginx(config, prefix, ports=list(ports.values())) as nginx:
-            results = run_tasks(tasks, tmp_path_factory.mktemp("play-nginx"), extra_vars=stack_vars)
-            yield results, nginx, backend, ports
+            with CmdlineWatch(secrets) as cmdlines:
+                results = run_tasks(
+                    tasks, tmp_path_factory.mktemp("play-nginx"), extra_vars=stack_vars
+                )
+            yield results, nginx, backend, ports, tasks, cmdlines
     finally:
         backend.stop()
 
@@ -217,7 +223,7 @@ def test_nginx_is_a_real_process_stopped_by_pid(run):
 
 def test_examples_run_as_written_against_the_stack(run):
     results = run[0]
-    names = [t["name"] for m in EXAMPLE_MODULES for t in doc_blocks(m)["EXAMPLES"]]
+    names = [t["name"] for m in MODULES for t in yaml.safe_load(rendered()[m]["examples"])]
     assert len(names) == 7
     for name in names:
         assert results.status(name) == "ok", json.dumps(results[name], indent=1)
@@ -226,3 +232,41 @@ def test_examples_run_as_written_against_the_stack(run):
     assert results["Ensure a published notification reaches a connected user"]["user_id"] == (
         "ansible-probe"
     )
+
+
+def test_no_secret_is_ever_on_a_command_line(run):
+    """Sampled /proc/*/cmdline during the whole play, the EXAMPLES' controller-side mint
+    included: the secrets go in as module arguments or on stdin, never as arguments."""
+    cmdlines = run[5]
+    assert cmdlines.leaks == []
+    assert cmdlines.sweeps > 100
+    assert any("ansible-playbook" in c for c in cmdlines.seen)
+    assert any("from wsnotify_jwt import mint_token" in c for c in cmdlines.seen), (
+        "the sampling missed the EXAMPLES' mint command, so it proves nothing about it"
+    )
+
+
+def test_the_cmdline_watch_catches_a_secret_argument(test_secrets):
+    with CmdlineWatch({"jwt_secret": test_secrets.jwt_secret}) as watch:
+        subprocess.run(
+            [sys.executable, "-c", "import time; time.sleep(0.2)", test_secrets.jwt_secret],
+            check=True, timeout=10,
+        )  # fmt: skip
+    assert watch.leaks and watch.leaks[0][1] == "jwt_secret"
+    assert not any(test_secrets.jwt_secret in c for c in watch.seen)  # redacted
+
+
+def test_return_documents_what_the_modules_return_through_tls(run):
+    """Every key of every result is in RETURN (``tls`` through its ``contains``), and every
+    documented ``tls`` key was returned by some wss check (a successful one, a TLS failure)."""
+    results, tasks = run[0], run[4]
+    tls_seen = set()
+    for module in MODULES:
+        documented = returns(module)
+        for t in tasks:
+            if module in t:
+                seen, unknown = key_paths(results[t["name"]], documented)
+                assert not unknown, (t["name"], unknown)
+                tls_seen |= {k for k in seen if k.startswith("tls.")}
+    tls_documented = {k for k in documented_keys(returns("websocket_handshake")) if "." in k}
+    assert tls_seen == tls_documented

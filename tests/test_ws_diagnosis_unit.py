@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from module_utils import websocket as ws
-from module_utils.ws_diagnosis import explain, explain_close
+from module_utils import ws_protocol as ws
+from module_utils.ws_diagnosis import CheckFailed, diagnose, explain_close
 
 
-def response(status: int, server: str | None = None, body: bytes = b"") -> ws.HttpResponse:
+def response(
+    status: int, server: str | None = None, body: bytes = b"", extra: tuple = ()
+) -> ws.HttpResponse:
     headers = [("Server", server)] if server else []
-    r = ws.HttpResponse(status, "", headers)
+    r = ws.HttpResponse(status, "", headers + list(extra))
     r.body = body
     return r
 
 
-def hint(error, port: int = 3002, secure: bool = False, unit: str = "wsnotify") -> str:
-    return explain(error, "127.0.0.1", port, secure, unit)
+def hint(error, port: int = 3002, secure: bool = False, unit: str = "wsnotify", **kw) -> str:
+    return diagnose(error, "127.0.0.1", port, secure, unit, **kw)
 
 
 def test_connection_failures():
@@ -41,8 +43,7 @@ def test_http_statuses_through_nginx_and_direct():
     assert "use a wss:// url" in hint(tls_port)
     assert "journalctl -u wsnotify" in hint(ws.HandshakeRejected(response(502, "nginx")))
     assert "Origin" in hint(ws.HandshakeRejected(response(403)))
-    redirect = response(301, "nginx")
-    redirect.header_list.append(("Location", "https://x/ws"))
+    redirect = response(301, "nginx", extra=[("Location", "https://x/ws")])
     assert "https://x/ws" in hint(ws.HandshakeRejected(redirect))
 
 
@@ -74,3 +75,40 @@ def test_tls_failures_name_the_check():
         assert expected in text and "subject 'CN=a'" in text, code
     assert "does not speak TLS" in hint(ws.TLSFailed("h", 1, "[SSL: WRONG_VERSION_NUMBER] x"))
     assert "closed the connection during the TLS" in hint(ws.TLSFailed("h", 1, "EOF occurred"))
+
+
+def test_a_4401_points_at_the_jwt_secret_only_when_the_token_was_minted():
+    closed = ws.ConnectionClosed(4401, "Unauthorized")
+    assert "signed with another secret" in hint(closed)
+    assert "JWT_SECRET" not in hint(closed)
+    assert "JWT_SECRET" in hint(closed, minted_token=True)
+
+
+def test_protocol_errors_name_what_was_wrong():
+    text = hint(ws.ProtocolError("the server sent a masked frame"))
+    assert "does not speak the WebSocket protocol" in text and "masked frame" in text
+
+
+def test_publisher_answers():
+    def publish(status: int, body: str = "") -> str:
+        return hint(CheckFailed("publish_status", "", status=status, body=body, path="/api/x"))
+
+    assert "PUBLISH_TOKEN" in publish(401)
+    assert "no publisher endpoint at /api/x" in publish(404)
+    assert "rejected the notification as invalid: bad title" in publish(400, "bad title")
+    assert "journalctl -u wsnotify" in publish(502)
+    assert "unexpected answer from the publisher: teapot" in publish(418, "teapot")
+    invalid = CheckFailed("publish_invalid", "", detail="BadStatusLine('x')")
+    assert "BadStatusLine" in hint(invalid) and "publish_url" in hint(invalid)
+
+
+def test_expectations_a_check_can_miss():
+    missing = CheckFailed("no_message", "", message_type="welcome", timeout=2.0)
+    assert "no 'welcome' message within 2.0s" in hint(missing)
+    assert "authentication is not enforced" in hint(CheckFailed("not_enforced", ""))
+    other = [{"type": "notification", "data": {}}]
+    assert "none carried the probe's marker" in hint(
+        CheckFailed("not_delivered", "", received=other)
+    )
+    nothing = hint(CheckFailed("not_delivered", "", received=[]), unit="wsnotify-a")
+    assert "Redis subscriber" in nothing and "journalctl -u wsnotify-a" in nothing

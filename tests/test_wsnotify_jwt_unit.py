@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -10,6 +11,12 @@ from helpers.wsserver import verify_jwt
 from module_utils import wsnotify_jwt as jwt
 
 SECRET = "a-test-secret-that-is-at-least-32-characters"
+
+
+def segment(token: str, index: int) -> dict:
+    """One JSON part of a JWT, decoded here (independently of the module)."""
+    text = token.split(".")[index]
+    return json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
 
 
 def test_matches_the_published_hs256_example():
@@ -26,10 +33,8 @@ def test_matches_the_published_hs256_example():
 
 def test_minted_claims_and_independent_verification():
     token = jwt.mint_token(SECRET, "42", ttl=60, audience="app", issuer="auth", now=1000)
-    header = json.loads(jwt.b64url_decode(token.split(".")[0]))
-    assert header == {"alg": "HS256", "typ": "JWT"}
-    claims = jwt.unverified_claims(token)
-    assert claims == {"sub": "42", "iat": 1000, "exp": 1060, "aud": "app", "iss": "auth"}
+    assert segment(token, 0) == {"alg": "HS256", "typ": "JWT"}
+    assert segment(token, 1) == {"sub": "42", "iat": 1000, "exp": 1060, "aud": "app", "iss": "auth"}
     fresh = jwt.mint_token(SECRET, 42)
     assert verify_jwt(fresh, SECRET) == "42"  # the test server's own HMAC check
     assert verify_jwt(fresh, SECRET + "x") is None
@@ -39,8 +44,4 @@ def test_minted_claims_and_independent_verification():
 def test_errors_are_explicit():
     with pytest.raises(ValueError, match="empty"):
         jwt.mint_token("", "42")
-    with pytest.raises(ValueError, match="three"):
-        jwt.unverified_claims("not-a-jwt")
-    with pytest.raises(ValueError, match="JSON"):
-        jwt.unverified_claims("a.b.c")
     assert "=" not in jwt.b64url_encode(b"\xff\xfe")

@@ -9,7 +9,6 @@ import profiling
 import pytest
 import run
 import stats
-import wsframes
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -27,25 +26,6 @@ def test_payload_has_the_exact_size_and_is_json() -> None:
     payload = run.payload_of(run.PAYLOAD_BYTES)
     assert len(payload) == 200
     assert json.loads(payload)["type"] == "notification"
-
-
-def test_server_frame_round_trips_and_partial_frames_wait() -> None:
-    payload = b"x" * 200
-    frame = wsframes.encode_frame(wsframes.OP_TEXT, payload, mask=False)
-    assert len(frame) == 204  # 2-byte header + 2-byte extended length, as in PERF-NOTES
-    assert wsframes.parse_frame(frame) == (wsframes.OP_TEXT, payload, 204)
-    assert wsframes.parse_frame(frame[:100]) is None
-
-
-def test_upgrade_check_accepts_only_the_right_key() -> None:
-    key = wsframes.new_key()
-    head = (
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Accept: {wsframes.accept_for(key)}"
-    ).encode()
-    assert wsframes.check_upgrade(head, key) is None
-    assert "Sec-WebSocket-Accept" in (wsframes.check_upgrade(head, wsframes.new_key()) or "")
-    assert "401" in (wsframes.check_upgrade(b"HTTP/1.1 401 Unauthorized", key) or "")
 
 
 def _rounds(ws_hs: float, ws_kb: float, ws_ms: float, p99: float) -> list[dict]:
