@@ -297,19 +297,27 @@ def record_publish(pub: Publisher, result: dict) -> None:
             result["notification_id"] = json.loads(pub.body).get("id")
 
 
+def next_message(conn, wait: float, stage: str, awaited: str):
+    """(decoded message, arrival time) or None when nothing came within ``wait``; the
+    server's close fails ``stage``."""
+    msg = conn.recv(wait)
+    if msg is None:
+        return None
+    arrived = time.monotonic()  # before decoding: the latency is the frame's, not ours
+    if msg.kind == "close":
+        why = f"the server closed the connection while {awaited} was awaited"
+        raise StepFailed(stage, why, ConnectionClosed(msg.code, msg.reason))
+    value = decode(msg.text) if msg.kind == "text" else f"<{len(msg.data)} bytes>"
+    return value, arrived
+
+
 def wait_for_welcome(conn, timeout: float, received: list) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        msg = conn.recv(deadline - time.monotonic())
-        if msg is None:
+        got = next_message(conn, deadline - time.monotonic(), "auth", "the welcome")
+        if got is None:
             break
-        if msg.kind == "close":
-            raise StepFailed(
-                "auth",
-                "the server closed the connection instead of welcoming",
-                ConnectionClosed(msg.code, msg.reason),
-            )
-        value = decode(msg.text) if msg.kind == "text" else f"<{len(msg.data)} bytes>"
+        value = got[0]
         if isinstance(value, dict) and value.get("type") == "welcome":
             return value
         if len(received) < MAX_RECEIVED:
@@ -334,21 +342,14 @@ def wait_for_probe(conn, pub: Publisher, marker: str, timeout: float, received: 
         if not pub.is_alive() and not pub.accepted:
             raise pub.failure()
         # Short reads: the publisher's failure must end the wait, not the deadline.
-        msg = conn.recv(min(0.05, max(deadline - time.monotonic(), 0.001)))
-        if msg is None:
+        wait = min(0.05, max(deadline - time.monotonic(), 0.001))
+        got = next_message(conn, wait, "deliver", "the notification")
+        if got is None:
             continue
-        arrived = time.monotonic()
-        if msg.kind == "close":
-            raise StepFailed(
-                "deliver",
-                "the server closed the connection while the notification was awaited",
-                ConnectionClosed(msg.code, msg.reason),
-            )
-        value = decode(msg.text) if msg.kind == "text" else f"<{len(msg.data)} bytes>"
-        if is_probe(value, marker):
-            return value, arrived
+        if is_probe(got[0], marker):
+            return got
         if len(received) < MAX_RECEIVED:
-            received.append(value)
+            received.append(got[0])
     raise StepFailed(
         "deliver",
         f"the notification was not received within {timeout}s after publishing; received "

@@ -19,6 +19,7 @@ import os
 import socket
 import ssl
 import time
+from typing import NamedTuple
 
 from .ws_certificate import summarize_certificate
 from .ws_protocol import (
@@ -74,9 +75,8 @@ def tls_failure(exc: ssl.SSLError, host: str, port: int, timeout: float) -> TLSF
     """TLSFailed for an ssl error; a failed certificate check keeps OpenSSL's verify code and
     the summary of the certificate the server presents (evidence for the hint)."""
     if isinstance(exc, ssl.SSLCertVerificationError):
-        message = exc.verify_message or str(exc)
         certificate = fetch_certificate(host, port, timeout)
-        return TLSFailed(host, port, message, exc.verify_code, exc.verify_message, certificate)
+        return TLSFailed(host, port, exc.verify_message or str(exc), exc.verify_code, certificate)
     return TLSFailed(host, port, exc.reason or str(exc))
 
 
@@ -159,16 +159,13 @@ def _send(sock: socket.socket, data: bytes, timeout: float, what: str = "sending
         raise ConnectionClosed(None, f"send failed: {exc.strerror or exc}") from None
 
 
-class Message:
+class Message(NamedTuple):
     """A complete data message or the server's close: kind is 'text', 'binary' or 'close'."""
 
-    def __init__(
-        self, kind: str, data: bytes = b"", code: int | None = None, reason: str = ""
-    ) -> None:
-        self.kind = kind
-        self.data = data
-        self.code = code
-        self.reason = reason
+    kind: str
+    data: bytes = b""
+    code: int | None = None
+    reason: str = ""
 
     @property
     def text(self) -> str:

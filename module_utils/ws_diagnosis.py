@@ -172,7 +172,7 @@ def _tls_hint(error, host: str) -> str:
             "the nginx error log)."
         )
     if code is not None:
-        return f"certificate verification failed ({error.verify_message}).{cert}"
+        return f"certificate verification failed ({error.detail}).{cert}"
     return (
         f"the TLS handshake failed ({getattr(error, 'detail', '')}): protocol or cipher mismatch, "
         "or a non-TLS service on this port."

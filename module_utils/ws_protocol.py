@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import struct
+from typing import NamedTuple
 from urllib.parse import quote, urlsplit
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -67,8 +68,9 @@ class ConnectFailed(WebSocketError):
 
 
 class TLSFailed(WebSocketError):
-    """TLS handshake failed. ``verify_code``/``verify_message`` are set for certificate checks;
-    ``certificate`` is the summary of what the server presented, when it could be fetched."""
+    """TLS handshake failed. ``verify_code`` is OpenSSL's for a failed certificate check (then
+    ``detail`` is its message); ``certificate`` summarizes what the server presented, when it
+    could be fetched."""
 
     kind = "tls"
 
@@ -78,7 +80,6 @@ class TLSFailed(WebSocketError):
         port: int,
         detail: str,
         verify_code: int | None = None,
-        verify_message: str | None = None,
         certificate: dict | None = None,
     ) -> None:
         super().__init__(f"TLS handshake with {host}:{port} failed: {detail}")
@@ -86,7 +87,6 @@ class TLSFailed(WebSocketError):
         self.port = port
         self.detail = detail
         self.verify_code = verify_code
-        self.verify_message = verify_message
         self.certificate = certificate
         self.tls = {"certificate_error": detail, **(certificate or {})}
 
@@ -144,14 +144,13 @@ class Timeout(WebSocketError):
 # --------------------------------------------------------------------------- URLs and requests
 
 
-class WsUrl:
+class WsUrl(NamedTuple):
     """A parsed ws:// or wss:// URL; ``resource`` is the path + query of the request line."""
 
-    def __init__(self, scheme: str, host: str, port: int, resource: str) -> None:
-        self.scheme = scheme
-        self.host = host
-        self.port = port
-        self.resource = resource
+    scheme: str
+    host: str
+    port: int
+    resource: str
 
     @property
     def secure(self) -> bool:
@@ -162,9 +161,6 @@ class WsUrl:
         host = f"[{self.host}]" if ":" in self.host else self.host
         default = 443 if self.secure else 80
         return host if self.port == default else f"{host}:{self.port}"
-
-    def __repr__(self) -> str:
-        return f"WsUrl({self.scheme}://{self.host_header}{self.resource})"
 
 
 def parse_ws_url(url: str) -> WsUrl:

@@ -73,7 +73,8 @@ class Connection:
         self.timeout = params["timeout"]
         self.unit = params["unit"]
         self.origin = params["origin"]
-        self.minted_token = bool(params["jwt_secret"])
+        # Given but empty (an unset variable) is refused by mint_token, not taken as "no token".
+        self.minted_token = params["jwt_secret"] is not None
         if self.minted_token:
             token = mint_token(
                 params["jwt_secret"],

@@ -69,8 +69,7 @@ def test_tls_failures_name_the_check():
         62: "not valid for '127.0.0.1'",
     }
     for code, expected in cases.items():
-        err = ws.TLSFailed("127.0.0.1", 443, "verify failed", code, "msg")
-        err.certificate = cert
+        err = ws.TLSFailed("127.0.0.1", 443, "verify failed", code, cert)
         text = hint(err, 443, True)
         assert expected in text and "subject 'CN=a'" in text, code
     assert "does not speak TLS" in hint(ws.TLSFailed("h", 1, "[SSL: WRONG_VERSION_NUMBER] x"))

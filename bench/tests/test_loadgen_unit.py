@@ -60,6 +60,16 @@ def run(coro):
     return asyncio.run(coro)
 
 
+def ws_client(want_welcome: bool = False, upgraded: bool = True):
+    """A WebSocket Client on a fake transport, past a valid 101 unless ``upgraded`` is False."""
+    client = loadgen.Client(ws.WsUrl("ws", "127.0.0.1", 1, "/ws"), {}, want_welcome)
+    transport = FakeTransport()
+    client.connection_made(transport)
+    if upgraded:
+        client.data_received(accept_101(client))
+    return client, transport
+
+
 def test_the_raw_floor_frame_is_204_bytes_and_raw_clients_read_it_split() -> None:
     async def body() -> None:
         payload = b"x" * 200
@@ -96,9 +106,7 @@ def test_the_upgrade_is_validated_and_the_welcome_opens() -> None:
 
 def test_a_wrong_accept_fails_the_open() -> None:
     async def body() -> None:
-        client = loadgen.Client(ws.WsUrl("ws", "127.0.0.1", 1, "/ws"), {}, False)
-        transport = FakeTransport()
-        client.connection_made(transport)
+        client, transport = ws_client(upgraded=False)
         wrong = accept_101(client).replace(b"Accept: ", b"Accept: x")
         client.data_received(wrong)
         with pytest.raises(ConnectionError, match="Sec-WebSocket-Accept"):
@@ -110,10 +118,7 @@ def test_a_wrong_accept_fails_the_open() -> None:
 
 def test_closing_handshakes_both_ways() -> None:
     async def body() -> None:
-        client = loadgen.Client(ws.WsUrl("ws", "127.0.0.1", 1, "/ws"), {}, False)
-        transport = FakeTransport()
-        client.connection_made(transport)
-        client.data_received(accept_101(client))
+        client, transport = ws_client()
         client.close()
         assert client_frames(transport) == [(ws.OP_CLOSE, struct.pack("!H", 1000))]
         client.data_received(frame(ws.OP_CLOSE, struct.pack("!H", 1000)))
@@ -121,10 +126,8 @@ def test_closing_handshakes_both_ways() -> None:
         client.connection_lost(None)
         assert client.closed.done()
 
-        server_first = loadgen.Client(ws.WsUrl("ws", "127.0.0.1", 1, "/ws"), {}, False)
-        t2 = FakeTransport()
-        server_first.connection_made(t2)
-        server_first.data_received(accept_101(server_first) + frame(ws.OP_CLOSE, b"\x03\xe9"))
+        server_first, t2 = ws_client()
+        server_first.data_received(frame(ws.OP_CLOSE, b"\x03\xe9"))
         assert server_first.close_code == 1001
         assert client_frames(t2) == [(ws.OP_CLOSE, b"\x03\xe9")]  # echoed
 
@@ -133,18 +136,15 @@ def test_closing_handshakes_both_ways() -> None:
 
 def test_a_protocol_error_closes_with_1002_and_a_lost_handshake_says_why() -> None:
     async def body() -> None:
-        client = loadgen.Client(ws.WsUrl("ws", "127.0.0.1", 1, "/ws"), {}, True)
-        transport = FakeTransport()
-        client.connection_made(transport)
-        client.data_received(accept_101(client) + bytes([0x83, 0]))  # unknown opcode
+        client, transport = ws_client(want_welcome=True)
+        client.data_received(bytes([0x83, 0]))  # unknown opcode
         with pytest.raises(ConnectionError, match="opcode"):
             client.opened.result()
         [(opcode, payload)] = client_frames(transport)
         assert (opcode, payload[:2]) == (ws.OP_CLOSE, struct.pack("!H", 1002))
         assert transport.closing
 
-        early = loadgen.Client(ws.WsUrl("ws", "127.0.0.1", 1, "/ws"), {}, False)
-        early.connection_made(FakeTransport())
+        early, _transport = ws_client(upgraded=False)
         early.data_received(b"HTTP/1.1 503 Service Unavailable\r\n\r\nbusy")
         early.connection_lost(None)
         with pytest.raises(ConnectionError, match="503"):
