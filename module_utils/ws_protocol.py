@@ -183,7 +183,7 @@ def parse_ws_url(url: str) -> WsUrl:
     return WsUrl(scheme, parts.hostname, port, resource)
 
 
-def add_query_param(resource: str, name: str, value: str) -> str:
+def _add_query_param(resource: str, name: str, value: str) -> str:
     """Append ``name=value`` (percent-encoded) to a request target that may already have a query."""
     sep = "&" if "?" in resource else "?"
     return f"{resource}{sep}{quote(name, safe='')}={quote(value, safe='')}"
@@ -202,7 +202,7 @@ def token_placement(
     if location == "header":
         return {"Authorization": f"Bearer {token}"}, None, None
     if location == "query":
-        return {}, add_query_param(url.resource, "token", token), None
+        return {}, _add_query_param(url.resource, "token", token), None
     if location == "message":
         return {}, None, json.dumps({"type": "auth", "token": token})
     raise ValueError(f"unknown token location {location!r}: use header, query or message")
@@ -370,7 +370,7 @@ def _body_evidence_wanted(response: HttpResponse) -> int:
 # --------------------------------------------------------------------------- frames
 
 
-def apply_mask(payload: bytes, mask_key: bytes) -> bytes:
+def _apply_mask(payload: bytes, mask_key: bytes) -> bytes:
     """XOR with the 4-byte key (masking and unmasking are the same operation)."""
     if not payload:
         return b""
@@ -400,7 +400,7 @@ def encode_frame(
     if not mask:
         return head + payload
     mask_key = mask_key if mask_key is not None else os.urandom(4)
-    return head + mask_key + apply_mask(payload, mask_key)
+    return head + mask_key + _apply_mask(payload, mask_key)
 
 
 def encode_close_payload(code: int | None = 1000, reason: str = "") -> bytes:
