@@ -1,6 +1,6 @@
 """A minimal wsnotify stand-in for tests: the CONTRACT subset the verification modules speak.
 
-Written on asyncio with its OWN frame and accept code (deliberately not module_utils/websocket.py),
+Written on asyncio with its OWN frame and accept code (deliberately not module_utils/ws_protocol.py),
 so a bug in the client cannot hide behind the same bug in the server. It runs in a thread on
 127.0.0.1 and implements:
 - GET /ws: token from ``Authorization: Bearer``, ``?token=`` or a first ``{"type":"auth"}``
