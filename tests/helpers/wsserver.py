@@ -1,8 +1,8 @@
 """A minimal wsnotify stand-in for tests: the CONTRACT subset the verification modules speak.
 
-Written on asyncio with its OWN frame and accept code (deliberately not module_utils/ws_protocol.py),
-so a bug in the client cannot hide behind the same bug in the server. It runs in a thread on
-127.0.0.1 and implements:
+Written on asyncio with its OWN frame and accept code (deliberately not
+module_utils/ws_protocol.py), so a bug in the client cannot hide behind the same bug in the
+server. It runs in a thread on 127.0.0.1 and implements:
 - GET /ws: token from ``Authorization: Bearer``, ``?token=`` or a first ``{"type":"auth"}``
   message within ``auth_timeout``; HS256 JWT with ``sub``; bad/missing token -> close 4401
   "Unauthorized" after the 101; success -> ``{"type":"welcome","user_id":sub}``; acks recorded.
