@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -95,27 +94,6 @@ def decode_envelope(payload: bytes) -> tuple[float | None, bytes]:
         return float(head), body
     except ValueError:
         return None, payload
-
-
-_PACK_LEN1 = struct.Struct("!BB").pack
-_PACK_LEN2 = struct.Struct("!BBH").pack
-_PACK_LEN3 = struct.Struct("!BBQ").pack
-
-
-def encode_text_frame(payload: bytes) -> bytes:
-    """An unmasked, uncompressed RFC 6455 text frame (server to client), FIN set.
-
-    Built once per fan-out and written as-is to every transport: the per-client cost is one
-    ``transport.write`` of shared bytes.
-    """
-    length = len(payload)
-    if length < 126:
-        header = _PACK_LEN1(0x81, length)
-    elif length < 65536:
-        header = _PACK_LEN2(0x81, 126, length)
-    else:
-        header = _PACK_LEN3(0x81, 127, length)
-    return header + payload
 
 
 @dataclass(frozen=True)
