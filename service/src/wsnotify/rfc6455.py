@@ -240,24 +240,33 @@ class BinaryMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class PingReceived:
+    """Write ``reply`` (the pong with the same payload, section 5.5.2)."""
+
+    reply: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class CloseReceived:
-    """The peer's close frame (``code`` 1005 when it had none). If we had not sent a close yet,
-    the echo is in the bytes returned alongside; either way the server now closes TCP."""
+    """The peer's close frame (``code`` 1005 when it had none). Write ``reply`` (the echo, or
+    nothing if we had sent our close first), then the server closes TCP (section 7.1.1)."""
 
     code: int
     reason: str
+    reply: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class ProtocolFailure:
-    """The peer broke the protocol; the close frame with ``code`` is in the bytes returned
-    alongside, and the server closes TCP after writing it (section 7.1.7)."""
+    """The peer broke the protocol: write ``reply`` (our close frame with ``code``), then close
+    TCP (section 7.1.7)."""
 
     code: int
     reason: str
+    reply: bytes
 
 
-Event = TextMessage | BinaryMessage | CloseReceived | ProtocolFailure
+Event = TextMessage | BinaryMessage | PingReceived | CloseReceived | ProtocolFailure
 
 # States
 HANDSHAKE = 0  # reading the request head (the transport layer does that part)
@@ -298,8 +307,9 @@ def _unmask(mask: bytes, payload: bytes) -> bytes:
 class ServerProtocol:
     """The per-connection frame state machine (sections 5 and 7), server side.
 
-    ``receive_data(data)`` returns ``(events, out)``: what happened, and bytes to write (pongs,
-    close frames). ``send_close(code, reason)`` starts a server-initiated close.
+    ``receive_data(data)`` returns the events, in the order of the frames; those that need an
+    answer carry the bytes to write. ``send_close(code, reason)`` starts a server-initiated
+    close.
     """
 
     __slots__ = ("_buf", "_decoder", "_frag", "state")
@@ -318,13 +328,12 @@ class ServerProtocol:
         self._buf = self._frag = self._decoder = None
         return close_frame(code, reason)
 
-    def receive_data(self, data: bytes) -> tuple[list[Event], bytes]:
+    def receive_data(self, data: bytes) -> list[Event]:
         if self.state >= CLOSED:
-            return [], b""
+            return []
         buf = self._buf + data if self._buf else data
         self._buf = None
         events: list[Event] = []
-        out = b""
         pos = 0
         end = len(buf)
         try:
@@ -368,24 +377,27 @@ class ServerProtocol:
                 pos = start + length
                 if self.state == CLOSING and opcode != OP_CLOSE:
                     continue  # after our close frame only the peer's close matters
-                out += self._frame(fin, opcode, payload, events)
+                self._frame(fin, opcode, payload, events)
         except _Fail as fail:
             self.state = CLOSED
             self._frag = self._decoder = None
-            events.append(ProtocolFailure(fail.code, fail.reason))
-            return events, out + close_frame(fail.code, fail.reason.encode()[:123])
+            reply = close_frame(fail.code, fail.reason.encode()[:123])
+            events.append(ProtocolFailure(fail.code, fail.reason, reply))
+            return events
         if pos < end and self.state < CLOSED:
             self._buf = buf[pos:]
-        return events, out
+        return events
 
-    def _frame(self, fin: int, opcode: int, payload: bytes, events: list[Event]) -> bytes:
-        """Handle one complete, unmasked frame; returns bytes to write."""
+    def _frame(self, fin: int, opcode: int, payload: bytes, events: list[Event]) -> None:
+        """Handle one complete, unmasked frame."""
         if opcode == OP_PING:
-            return encode_frame(OP_PONG, payload)
+            events.append(PingReceived(encode_frame(OP_PONG, payload)))
+            return
         if opcode == OP_PONG:
-            return b""
+            return
         if opcode == OP_CLOSE:
-            return self._close_received(payload, events)
+            self._close_received(payload, events)
+            return
         if opcode == OP_CONT:
             if self._frag is None:
                 raise _Fail(PROTOCOL_ERROR, "continuation frame with nothing to continue")
@@ -399,7 +411,7 @@ class ServerProtocol:
                     events.append(TextMessage(message.decode("utf-8")))
                 else:
                     events.append(BinaryMessage(message))
-            return b""
+            return
         if self._frag is not None:
             raise _Fail(PROTOCOL_ERROR, "new data frame inside a fragmented message")
         if fin:
@@ -410,14 +422,13 @@ class ServerProtocol:
                     raise _Fail(INVALID_DATA, "text message is not valid UTF-8") from None
             else:
                 events.append(BinaryMessage(payload))
-            return b""
+            return
         self._frag = bytearray(payload)
         if opcode == OP_TEXT:
             self._decoder = _utf8_decoder()
             _decode(self._decoder, payload, final=False)
-        return b""
 
-    def _close_received(self, payload: bytes, events: list[Event]) -> bytes:
+    def _close_received(self, payload: bytes, events: list[Event]) -> None:
         if len(payload) == 1:
             raise _Fail(PROTOCOL_ERROR, "close frame with a 1-byte payload")
         code = int.from_bytes(payload[:2], "big") if payload else NO_STATUS
@@ -430,5 +441,4 @@ class ServerProtocol:
         echo = b"" if self.state == CLOSING else encode_frame(OP_CLOSE, payload[:2])
         self.state = CLOSED
         self._frag = self._decoder = None
-        events.append(CloseReceived(code, reason))
-        return echo
+        events.append(CloseReceived(code, reason, echo))

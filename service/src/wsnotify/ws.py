@@ -100,24 +100,25 @@ class Connection(rfc6455.ServerProtocol, asyncio.Protocol):
             return
         self.pinged = False  # any frame proves the client is alive
         was = self.state
-        events, out = self.receive_data(data)
-        if out and self.transport is not None:
-            self.transport.write(out)
-        for event in events:
+        for event in self.receive_data(data):
             if isinstance(event, TextMessage):
                 if self.state == AUTH:
                     self._first_message(event.text)
                 elif self.state == OPEN:
                     self._client_message(event.text)
+            elif isinstance(event, rfc6455.PingReceived):
+                if self.transport is not None:
+                    self.transport.write(event.reply)
             elif isinstance(event, BinaryMessage):
                 if self.state == AUTH:
                     self._authenticate("")
-            else:  # CloseReceived or ProtocolFailure: our close frame is written, close TCP
+            else:  # CloseReceived or ProtocolFailure: answer, then close TCP
                 if isinstance(event, rfc6455.ProtocolFailure):
                     log.debug("websocket protocol error %d: %s", event.code, event.reason)
                 if was < CLOSING:
                     self._closing()
                 if self.transport is not None:
+                    self.transport.write(event.reply)
                     self.transport.close()  # the server closes TCP first (7.1.1)
 
     def eof_received(self) -> None:
@@ -420,8 +421,9 @@ async def adopt_upgrade(request: web.Request) -> web.StreamResponse:
     its upstream connections across locations). Take the connection back from aiohttp and run
     the same handshake as on a fresh one.
 
-    aiohttp is told the connection is gone (``connection_lost``): it stops reading, forgets
-    the transport and does not close it; the response returned here is never written. Bytes a
+    aiohttp's handler first loses its transport reference (so it cannot close it), then is
+    told the connection is gone (``connection_lost``): it stops its keep-alive timer and its
+    request loop, and the response returned here is never written. Bytes a
     client sent after the request, before the 101, stay with aiohttp: nginx sends none.
     """
     transport = request.transport
@@ -434,7 +436,9 @@ async def adopt_upgrade(request: web.Request) -> web.StreamResponse:
     version = f"HTTP/{request.version.major}.{request.version.minor}"
     conn = request.app[CORE].protocol()
     transport.set_protocol(conn)
-    request.protocol.connection_lost(None)
+    handler = request.protocol
+    handler.transport = None
+    handler.connection_lost(None)
     conn.connection_made(transport)
     conn.handshake(Request(request.method, request.raw_path, version, headers))
     return web.Response()
