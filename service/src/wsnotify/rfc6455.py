@@ -117,10 +117,14 @@ def parse_request(head: bytes) -> Request:
         # (RFC 9112 section 5), so two parsers can never disagree about a header.
         if not colon or not _TOKEN.fullmatch(name):
             raise HandshakeError(400, "malformed header line")
-        name = name.lower()
-        value = value.strip(" \t")
-        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        add_header(headers, name, value.strip(" \t"))
     return Request(parts[0], parts[1], parts[2], headers)
+
+
+def add_header(headers: dict[str, str], name: str, value: str) -> None:
+    """Store a field under its lower-case name, joining repeats with ", " (RFC 9110 5.3)."""
+    name = name.lower()
+    headers[name] = f"{headers[name]}, {value}" if name in headers else value
 
 
 def _tokens(value: str | None) -> set[str]:

@@ -430,9 +430,8 @@ async def adopt_upgrade(request: web.Request) -> web.StreamResponse:
     if transport is None:
         return web.Response(status=400)
     headers: dict[str, str] = {}
-    for raw_name, raw_value in request.raw_headers:
-        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
-        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    for name, value in request.raw_headers:
+        rfc6455.add_header(headers, name.decode("latin-1"), value.decode("latin-1"))
     version = f"HTTP/{request.version.major}.{request.version.minor}"
     conn = request.app[CORE].protocol()
     transport.set_protocol(conn)
