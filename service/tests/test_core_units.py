@@ -255,7 +255,7 @@ def test_user_isolation_and_limits_in_the_hub():
     hub.remove(a1)
     hub.remove(a1)  # idempotent
     assert hub.add(a3) and len(hub) == 3
-    assert metrics.connections._value.get() == 3
+    assert metrics.registry.get_sample_value("wsnotify_connections") == 3
     assert hub.deliver_user("a", b"again") == 2
     assert a2.transport.written == [b"for-a", b"again"] and a3.transport.written == [b"again"]
 

@@ -58,6 +58,8 @@ class Hub:
         self._on_drop = on_drop
         self._by_user: dict[str, Member | set[Member]] = {}
         self._all: set[Member] = set()
+        # Read at scrape time: no metric update (and no lock) per connect and disconnect.
+        metrics.connections.set_function(self.__len__)
 
     def __len__(self) -> int:
         return len(self._all)
@@ -81,7 +83,6 @@ class Hub:
                 return False
             self._by_user[user] = {mine, conn}
         self._all.add(conn)
-        self._metrics.connections.set(len(self._all))
         return True
 
     def remove(self, conn: Member) -> None:
@@ -96,7 +97,6 @@ class Hub:
             mine.discard(conn)
             if len(mine) == 1:
                 self._by_user[user] = mine.pop()
-        self._metrics.connections.set(len(self._all))
 
     def deliver_user(self, user_id: str, frame: bytes) -> int:
         """Write ``frame`` to every connection of ``user_id``; returns how many got it."""

@@ -104,20 +104,25 @@ def request_line(buf: bytes) -> tuple[str, str] | None:
     return parts[0].decode("latin-1"), parts[1].decode("latin-1")
 
 
+# One pass in C validates every header line: a field name (no whitespace inside or before it,
+# so obs-fold and "Name : value" are refused, RFC 9112 section 5) and a value without CR/LF.
+_HEADER_LINES = re.compile(r"(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*)*")
+
+
 def parse_request(head: bytes) -> Request:
     """Parse a request head (everything before the blank line) or raise HandshakeError 400."""
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ")
+    text = head.decode("latin-1")
+    first, crlf, fields = text.partition("\r\n")
+    parts = first.split(" ")
     if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or not parts[1]:
         raise HandshakeError(400, "malformed request line")
+    if not _HEADER_LINES.fullmatch(crlf + fields):
+        raise HandshakeError(400, "malformed header line")
     headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, colon, value = line.partition(":")
-        # No whitespace inside or before the name: obs-fold and "Name : value" are refused
-        # (RFC 9112 section 5), so two parsers can never disagree about a header.
-        if not colon or not _TOKEN.fullmatch(name):
-            raise HandshakeError(400, "malformed header line")
-        add_header(headers, name, value.strip(" \t"))
+    if fields:
+        for line in fields.split("\r\n"):
+            name, _, value = line.partition(":")
+            add_header(headers, name, value.strip(" \t"))
     return Request(parts[0], parts[1], parts[2], headers)
 
 
@@ -127,8 +132,12 @@ def add_header(headers: dict[str, str], name: str, value: str) -> None:
     headers[name] = f"{headers[name]}, {value}" if name in headers else value
 
 
-def _tokens(value: str | None) -> set[str]:
-    return {t.strip().lower() for t in value.split(",")} if value else set()
+def _has_token(value: str | None, token: str) -> bool:
+    """Whether the comma-separated ``value`` lists ``token`` (ASCII case-insensitive)."""
+    if not value:
+        return False
+    value = value.lower()
+    return value == token or token in (t.strip() for t in value.split(","))
 
 
 def check_upgrade(request: Request) -> str:
@@ -140,9 +149,9 @@ def check_upgrade(request: Request) -> str:
     headers = request.headers
     if not headers.get("host"):
         raise HandshakeError(400, "the Host header is required")
-    if "websocket" not in _tokens(headers.get("upgrade")):
+    if not _has_token(headers.get("upgrade"), "websocket"):
         raise HandshakeError(400, "the Upgrade header must contain websocket")
-    if "upgrade" not in _tokens(headers.get("connection")):
+    if not _has_token(headers.get("connection"), "upgrade"):
         raise HandshakeError(400, "the Connection header must contain upgrade")
     if headers.get("sec-websocket-version") != "13":
         raise HandshakeError(
