@@ -92,7 +92,14 @@ def test_parse_request_joins_repeated_headers_and_lowercases_names():
     assert request.headers["connection"] == "keep-alive, Upgrade"
     assert request.headers["x-empty"] == ""
     assert (request.path, request.query) == ("/ws", "token=a.b.c")
-    for bad in (b"GET /ws\r\nHost: h", b"G@T /ws HTTP/1.1", b"GET /ws HTTP/1.1\r\n: x"):
+    for bad in (
+        b"GET /ws\r\nHost: h",
+        b"G@T /ws HTTP/1.1",
+        b"GET /ws HTTP/1.1\r\n: x",
+        b"GET /ws HTTP/1.1\r\nHost: h\nX: smuggled",  # a bare LF
+        b"GET /ws HTTP/1.1\r\nHost: h\rX: y",
+        b"GET /ws HTTP/1.1\r\nHo st: h",
+    ):
         with pytest.raises(HandshakeError):
             rfc6455.parse_request(bad)
 

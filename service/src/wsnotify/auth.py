@@ -26,7 +26,6 @@ mints tokens (``wsnotify token``).
 from __future__ import annotations
 
 import binascii
-import hashlib
 import hmac
 import json
 import math
@@ -41,7 +40,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .config import Config
-from .protocol import ValidationError, parse_user_id
+from .protocol import MAX_USER_ID, ValidationError, parse_user_id
 
 ALGORITHM = "HS256"  # The only accepted algorithm: "none" and asymmetric confusion are refused.
 MAX_TOKEN_LENGTH = 8192
@@ -64,13 +63,12 @@ class JwtSettings:
     issuer: str | None
     leeway: float
     user_claim: tuple[str, ...] = ("sub",)  # the path to the user id inside the claims
-    # HMAC state with the key already absorbed; each verification works on a copy of it.
-    mac: Any = field(init=False, repr=False, compare=False)
+    key: bytes = field(init=False, repr=False, compare=False)  # the HS256 key, encoded once
     # AES-256-GCM with NextAuth's derived key, built once.
     jwe: AESGCM = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "mac", hmac.new(self.secret.encode(), digestmod=hashlib.sha256))
+        object.__setattr__(self, "key", self.secret.encode())
         object.__setattr__(self, "jwe", AESGCM(nextauth_key(self.secret)))
 
     @classmethod
@@ -90,17 +88,52 @@ def nextauth_key(secret: str) -> bytes:
     return hkdf.derive(secret.encode())
 
 
-def _segment(text: str) -> bytes:
-    """Strict base64url (RFC 7515 section 2): URL alphabet, no padding, canonical bits."""
-    raw = text.encode("ascii")  # UnicodeEncodeError (a ValueError) on anything else
+def _b64url(raw: bytes) -> bytes:
+    return binascii.b2a_base64(raw, newline=False).rstrip(b"=").translate(_TO_URL_ALPHABET)
+
+
+def _unsigned(text: str) -> bytes:
+    """base64url (RFC 7515 section 2): URL alphabet, no padding. Enough for text a MAC
+    tag covers as sent (a JWS payload): any other encoding of it fails that check anyway."""
+    raw = text.encode("ascii")  # the token was checked to be ASCII
     if b"=" in raw or b"+" in raw or b"/" in raw:
         raise ValueError("not unpadded base64url")
     standard = raw.translate(_TO_STD_ALPHABET)
-    decoded = binascii.a2b_base64(standard + b"=" * (-len(raw) % 4), strict_mode=True)
-    # Only one encoding per value: no variants of a signature with different padding bits.
-    if binascii.b2a_base64(decoded, newline=False).rstrip(b"=").translate(_TO_URL_ALPHABET) != raw:
+    return binascii.a2b_base64(standard + b"=" * (-len(raw) % 4), strict_mode=True)
+
+
+def _segment(text: str) -> bytes:
+    """Strict base64url and canonical bits: one encoding per value, for segments no check
+    covers as text (e.g. a JWE's IV and tag)."""
+    decoded = _unsigned(text)
+    if _b64url(decoded) != text.encode("ascii"):
         raise ValueError("non-canonical base64url")
     return decoded
+
+
+# Protected headers already checked, by their segment text: nearly every token of a deployment
+# carries the same one, so its decoding and checks run once. Bounded: only accepted headers
+# are kept, at most _MAX_HEADERS of them.
+_ACCEPTED_HEADERS: dict[str, str] = {}
+_MAX_HEADERS = 32
+
+
+def _header(header_b64: str, kind: str) -> None:
+    """Check the protected header of a ``kind`` ("jws" or "jwe") token, or raise AuthError."""
+    if _ACCEPTED_HEADERS.get(header_b64) == kind:
+        return
+    try:
+        header = _object(_segment(header_b64))
+    except (ValueError, RecursionError, binascii.Error) as exc:
+        raise AuthError(f"malformed header: {exc}") from None
+    if kind == "jws" and header.get("alg") != ALGORITHM:
+        raise AuthError("alg must be HS256")
+    if kind == "jwe" and (header.get("alg") != "dir" or header.get("enc") != "A256GCM"):
+        raise AuthError("a JWE must be alg dir, enc A256GCM (a NextAuth v4 session token)")
+    if "crit" in header or "zip" in header:
+        raise AuthError("crit and zip headers are not supported")
+    if len(_ACCEPTED_HEADERS) < _MAX_HEADERS:
+        _ACCEPTED_HEADERS[header_b64] = kind
 
 
 def _reject_constant(name: str) -> Any:
@@ -127,8 +160,8 @@ def verify_token(token: str, settings: JwtSettings, now: float | None = None) ->
 
     ``exp`` is required: a token that never expires cannot be revoked by waiting.
     """
-    if not token or len(token) > MAX_TOKEN_LENGTH:
-        raise AuthError("token missing or oversized")
+    if not token or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
+        raise AuthError("token missing, oversized or not ASCII")
     parts = token.split(".")
     if len(parts) == 3:
         claims = _verified_jws(parts, settings)
@@ -142,21 +175,14 @@ def verify_token(token: str, settings: JwtSettings, now: float | None = None) ->
 
 def _verified_jws(parts: list[str], settings: JwtSettings) -> dict[str, Any]:
     header_b64, payload_b64, signature_b64 = parts
-    try:
-        header = _object(_segment(header_b64))
-        signature = _segment(signature_b64)
-    except (ValueError, RecursionError, binascii.Error) as exc:
-        raise AuthError(f"malformed header or signature: {exc}") from None
-    if header.get("alg") != ALGORITHM:
-        raise AuthError("alg must be HS256")
-    if "crit" in header:
-        raise AuthError("critical header extensions are not supported")
-    mac = settings.mac.copy()
-    mac.update(f"{header_b64}.{payload_b64}".encode("ascii"))
-    if not hmac.compare_digest(mac.digest(), signature):
+    _header(header_b64, "jws")
+    signed = f"{header_b64}.{payload_b64}".encode("ascii")
+    # Compare encodings: only the canonical base64url of the right MAC matches.
+    expected = _b64url(hmac.digest(settings.key, signed, "sha256"))
+    if not hmac.compare_digest(expected, signature_b64.encode("ascii")):
         raise AuthError("signature verification failed")
     try:
-        return _object(_segment(payload_b64))
+        return _object(_unsigned(payload_b64))
     except (ValueError, RecursionError, binascii.Error) as exc:
         raise AuthError(f"malformed payload: {exc}") from None
 
@@ -164,15 +190,11 @@ def _verified_jws(parts: list[str], settings: JwtSettings) -> dict[str, Any]:
 def _decrypted_jwe(parts: list[str], settings: JwtSettings) -> dict[str, Any]:
     """RFC 7516 compact serialization, the one shape next-auth 4 produces."""
     header_b64, key_b64, iv_b64, ciphertext_b64, tag_b64 = parts
+    _header(header_b64, "jwe")
     try:
-        header = _object(_segment(header_b64))
         iv, ciphertext, tag = _segment(iv_b64), _segment(ciphertext_b64), _segment(tag_b64)
-    except (ValueError, RecursionError, binascii.Error) as exc:
+    except (ValueError, binascii.Error) as exc:
         raise AuthError(f"malformed JWE segment: {exc}") from None
-    if header.get("alg") != "dir" or header.get("enc") != "A256GCM":
-        raise AuthError("a JWE must be alg dir, enc A256GCM (a NextAuth v4 session token)")
-    if "crit" in header or "zip" in header:
-        raise AuthError("JWE crit or zip headers are not supported")
     if key_b64 or len(iv) != 12 or len(tag) != 16:
         raise AuthError("malformed JWE: dir needs an empty key, a 96-bit IV, a 128-bit tag")
     try:
@@ -192,6 +214,14 @@ def _user_id(claims: dict[str, Any], path: tuple[str, ...]) -> str:
     value: Any = claims
     for name in path:
         value = value.get(name) if isinstance(value, dict) else None
+    # The common case, what parse_user_id would return as is: a short ASCII string without NUL.
+    if (
+        type(value) is str
+        and 0 < len(value) <= MAX_USER_ID
+        and value.isascii()
+        and "\x00" not in value
+    ):
+        return value
     where = ".".join(path)
     if path == ("sub",) and not isinstance(value, str):
         raise AuthError("sub claim must be a string")
@@ -209,7 +239,7 @@ def _check_claims(claims: dict[str, Any], settings: JwtSettings, now: float) -> 
     # fractions are truncated before comparing.
     leeway = settings.leeway
     exp = claims.get("exp")
-    if not _number(exp):
+    if type(exp) is not int and not (type(exp) is float and math.isfinite(exp)):
         raise AuthError("exp claim missing or not a number")
     if int(exp) <= now - leeway:
         raise AuthError("token expired")

@@ -46,6 +46,7 @@ from .timers import Deadlines
 log = logging.getLogger("wsnotify.ws")
 
 WS_PATH = "/ws"
+_WS_GET = (b"GET /ws ", b"GET /ws?")
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_TOO_MANY = 4429  # per-user connection limit reached (mirrors HTTP 429)
 CLOSE_GRACE = 2.0  # seconds a client gets to answer our close frame before the socket is cut
@@ -140,13 +141,14 @@ class Connection(rfc6455.ServerProtocol, asyncio.Protocol):
     def _request_data(self, data: bytes) -> None:
         buf = self._buf + data if self._buf else data
         self._buf = None
-        line = rfc6455.request_line(buf)
-        if line is None:  # the first line is still incomplete
-            self._buf = buf
-            return
-        if line[1].partition("?")[0] != WS_PATH:
-            self._hand_off(buf)  # not ours (or not HTTP): aiohttp answers it
-            return
+        if not buf.startswith(_WS_GET):  # the common case needs no look at the request line
+            line = rfc6455.request_line(buf)
+            if line is None:  # the first line is still incomplete
+                self._buf = buf
+                return
+            if line[1].partition("?")[0] != WS_PATH:
+                self._hand_off(buf)  # not ours (or not HTTP): aiohttp answers it
+                return
         end = buf.find(b"\r\n\r\n")
         if end < 0:
             if len(buf) > rfc6455.MAX_HEAD:
@@ -429,9 +431,9 @@ async def adopt_upgrade(request: web.Request) -> web.StreamResponse:
     transport = request.transport
     if transport is None:
         return web.Response(status=400)
-    headers: dict[str, str] = {}
-    for name, value in request.raw_headers:
-        rfc6455.add_header(headers, name.decode("latin-1"), value.decode("latin-1"))
+    headers = rfc6455.header_map(
+        f"{name.decode('latin-1')}:{value.decode('latin-1')}" for name, value in request.raw_headers
+    )
     version = f"HTTP/{request.version.major}.{request.version.minor}"
     conn = request.app[CORE].protocol()
     transport.set_protocol(conn)
