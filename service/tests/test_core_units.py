@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import json
 import os
 import socket
 import struct
@@ -80,6 +81,8 @@ def test_notification_formats():
         '"data":{"x":1},"created_at":"2026-01-02T00:00:00+00:00"}'
     )
     assert protocol.welcome("42") == '{"type":"welcome","user_id":"42"}'
+    for user in ('quote"back\\slash', "é€😀", "tab\tnewline\n"):  # the same as a generic encoder
+        assert json.loads(protocol.welcome(user)) == {"type": "welcome", "user_id": user}
 
 
 # ---- client input ----

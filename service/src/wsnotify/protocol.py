@@ -63,10 +63,12 @@ class Notification:
         return _dumps({"type": "notification", **self.to_api()})
 
 
+# The welcome up to its user id, serialized once: per handshake only the id is encoded.
+_WELCOME_HEAD = _dumps({"type": "welcome", "user_id": ""})[: -len('""}')]
+
+
 def welcome(user_id: str) -> str:
-    # What _dumps({"type": "welcome", "user_id": user_id}) gives, without the generic encoder
-    # (this runs once per handshake).
-    return '{"type":"welcome","user_id":' + encode_basestring(user_id) + "}"
+    return _WELCOME_HEAD + encode_basestring(user_id) + "}"
 
 
 def user_channel(user_id: str) -> str:
