@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import jwt
+import passes
 import procs
 import run
 import uvloop
@@ -56,18 +57,18 @@ def _node(work: Path) -> Server:
     return server
 
 
-async def _measure(server: Server, target: Target, p: run.Params, what: str) -> dict:
+async def _measure(server: Server, target: Target, p: passes.Params, what: str) -> dict:
     try:
         if what == "memory":
-            idle, clients = await run.open_idle(server, target, p)
-            await run.loadgen.close_many(clients)
+            idle, clients = await passes.open_idle(server, target, p)
+            await passes.loadgen.close_many(clients)
             return idle
-        return await run.measure_handshakes(server, target, p)
+        return await passes.measure_handshakes(server, target, p)
     finally:
         procs.stop(server)
 
 
-async def decompose(p: run.Params, work: Path) -> dict:
+async def decompose(p: passes.Params, work: Path) -> dict:
     secret = secrets.token_urlsafe(48)
     now = int(time.time())
     token = jwt.encode({"sub": "u1", "iat": now, "exp": now + 3600}, secret, algorithm="HS256")
@@ -117,7 +118,7 @@ def main() -> int:
     ap.add_argument("--conns", type=int, default=10_000, help="idle connections per memory step")
     ap.add_argument("--out", type=Path, default=BENCH / "results", help="where JSON goes")
     args = ap.parse_args()
-    p = run.Params.for_mode(False, argparse.Namespace(conns=args.conns, rounds=1))
+    p = passes.Params.for_mode(False, argparse.Namespace(conns=args.conns, rounds=1))
     p.handshake_seconds = 4.0
     procs.raise_nofile()
     procs.pin_self(procs.LOADGEN_CORE)

@@ -7,6 +7,7 @@ the contract, so the bench measures what an operator deploys.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import importlib.util
 import json
@@ -24,14 +25,20 @@ from types import ModuleType
 import jwt
 import loadgen
 import procs
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from httpc import HttpClient
 from loadgen import Client, Target
 from procs import Server
 from stats import percentile
+from wsnotify.auth import nextauth_key
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 BACKENDS = ROOT / "service" / "tests" / "backends.py"
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 def _load_backends() -> ModuleType:
@@ -184,15 +191,35 @@ class Wsnotify:
             token = self._tokens[user] = jwt.encode(claims, self.jwt_secret, algorithm="HS256")
         return token
 
-    def target(self, server: Server, purpose: str, users: int = 0) -> Target:
+    def nextauth_token(self, user: str) -> str:
+        """A NextAuth v4 session token for ``user``, in the shape next-auth 4's ``encode()``
+        makes (JWE dir + A256GCM; the service tests check the verifier against encode() itself)."""
+        token = self._tokens.get("jwe:" + user)
+        if token is None:
+            now = int(time.time())
+            claims = {"name": user, "sub": user, "iat": now, "exp": now + 3600, "jti": user}
+            header = _b64url(b'{"alg":"dir","enc":"A256GCM"}')
+            iv = os.urandom(12)
+            sealed = AESGCM(nextauth_key(self.jwt_secret)).encrypt(
+                iv, json.dumps(claims).encode(), header.encode()
+            )
+            ciphertext, tag = sealed[:-16], sealed[-16:]
+            token = f"{header}..{_b64url(iv)}.{_b64url(ciphertext)}.{_b64url(tag)}"
+            self._tokens["jwe:" + user] = token
+        return token
+
+    def target(
+        self, server: Server, purpose: str, users: int = 0, nextauth: bool = False
+    ) -> Target:
         """Clients authenticated by header; ``users`` > 0 cycles through that many users
-        (minted up front), 0 gives every connection its own user."""
+        (minted up front), 0 gives every connection its own user. ``nextauth``: JWE tokens."""
+        mint = self.nextauth_token if nextauth else self.token
         for i in range(users):
-            self.token(f"{purpose}-{i}")
+            mint(f"{purpose}-{i}")
 
         def headers(i: int) -> dict[str, str]:
             user = f"{purpose}-{i % users if users else i}"
-            return {"Authorization": f"Bearer {self.token(user)}"}
+            return {"Authorization": f"Bearer {mint(user)}"}
 
         return Target(port=server.port, path="/ws", headers_for=headers, want_welcome=True)
 

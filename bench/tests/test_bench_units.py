@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import passes
 import profiling
 import pytest
-import run
+import report
 import stats
 
 
@@ -23,7 +24,7 @@ def test_median_of_nothing_is_nan_not_zero() -> None:
 
 
 def test_payload_has_the_exact_size_and_is_json() -> None:
-    payload = run.payload_of(run.PAYLOAD_BYTES)
+    payload = passes.payload_of(report.PAYLOAD_BYTES)
     assert len(payload) == 200
     assert json.loads(payload)["type"] == "notification"
 
@@ -41,6 +42,8 @@ def _rounds(ws_hs: float, ws_kb: float, ws_ms: float, p99: float) -> list[dict]:
             },
             "wsnotify": {
                 "handshakes": {"per_cpu_s": ws_hs, "failed": 0},
+                "handshakes_jwe": {"per_cpu_s": ws_hs * 0.9, "failed": 0},
+                "verify_us": {"hs256": 4.0, "jwe": 6.0},
                 "idle": {"kb_per_conn": ws_kb},
                 "fanout": {"trigger_to_last_ms": ws_ms, "payload_bytes": 200, "server_cpu_ms": 8.0},
                 "cross_node": {"samples": 10, "p50_ms": 1.0, "p99_ms": p99},
@@ -50,31 +53,33 @@ def _rounds(ws_hs: float, ws_kb: float, ws_ms: float, p99: float) -> list[dict]:
 
 
 def test_summary_ratios_and_goals() -> None:
-    s = run.summarise(_rounds(ws_hs=16_000.0, ws_kb=6.0, ws_ms=90.0, p99=9.0))
-    assert s["ratio_handshakes"] == pytest.approx(1.6)
-    assert s["ratio_rss"] == pytest.approx(1.0)
-    assert s["ratio_fanout"] == pytest.approx(1.5)
+    s = report.summarise(_rounds(ws_hs=21_000.0, ws_kb=3.0, ws_ms=66.0, p99=5.0))
+    assert s["ratio_handshakes"] == pytest.approx(2.1)
+    assert s["ratio_jwe_handshakes"] == pytest.approx(1.89)
+    assert s["ratio_rss"] == pytest.approx(0.5)
+    assert s["ratio_fanout"] == pytest.approx(1.1)
     assert s["goals_met"] == {
         "handshakes": True,
         "rss": True,
         "fanout": True,
         "cross_node_p99": True,
     }
-    s = run.summarise(_rounds(ws_hs=3_000.0, ws_kb=16.0, ws_ms=91.0, p99=11.0))
+    s = report.summarise(_rounds(ws_hs=19_000.0, ws_kb=3.1, ws_ms=67.0, p99=5.1))
     assert not any(s["goals_met"].values())
-    text = run.table(s, 10_000)
-    assert "0.30x" in text and "NO" in text and "@ 10k" in text
+    text = report.table(s, 10_000)
+    assert "1.90x" in text and "NO" in text and "@ 10k" in text and ">= 2.0x" in text
+    assert "4.0 / 6.0" in text  # the token check row: HS256 / JWE µs
 
 
 def test_smoke_check_catches_insane_figures() -> None:
     only = {"node", "raw", "wsnotify"}
     good = {"rounds": _rounds(3_000.0, 16.0, 90.0, 5.0)}
-    good["summary"] = run.summarise(good["rounds"])
-    assert run.check_smoke(good, only) == []
+    good["summary"] = report.summarise(good["rounds"])
+    assert report.check_smoke(good, only) == []
     bad = {"rounds": _rounds(3_000.0, 16.0, -1.0, 5.0)}
     bad["rounds"][0]["wsnotify"]["handshakes"]["failed"] = 3
-    bad["summary"] = run.summarise(bad["rounds"])
-    problems = run.check_smoke(bad, only)
+    bad["summary"] = report.summarise(bad["rounds"])
+    problems = report.check_smoke(bad, only)
     assert any("fan-out" in p for p in problems) and any("failed" in p for p in problems)
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import resource
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +25,9 @@ from backends import (
     start_postgres,
     start_redis,
 )
-from wsnotify_harness import ServiceProcess, base_env, wsnotify_cmd
+from wsnotify_harness import JWT_SECRET, ServiceProcess, base_env, wsnotify_cmd
+
+NEXTAUTH = Path(__file__).parent / "nextauth"  # next-auth pinned by its package-lock.json
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -75,3 +80,46 @@ def service(env: dict[str, str], workdir: Path) -> Iterator[ServiceProcess]:
     proc = ServiceProcess(env, free_port(), workdir).start()
     yield proc
     proc.stop()
+
+
+def _nextauth_installed() -> None:
+    """``npm ci`` into tests/nextauth/node_modules (git-ignored) when the lockfile changed."""
+    want = hashlib.sha256((NEXTAUTH / "package-lock.json").read_bytes()).hexdigest()
+    stamp = NEXTAUTH / "node_modules" / ".wsnotify-lock-sha256"
+    if stamp.exists() and stamp.read_text() == want:
+        return
+    if shutil.which("npm") is None or shutil.which("node") is None:
+        pytest.fail("node and npm are needed to mint NextAuth tokens: run scripts/setup.sh")
+    done = subprocess.run(
+        ["npm", "ci", "--no-audit", "--no-fund", "--silent"],
+        cwd=NEXTAUTH,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.fail(f"npm ci in {NEXTAUTH} failed (is the npm registry reachable?): {done.stderr}")
+    stamp.write_text(want)
+
+
+@pytest.fixture(scope="session")
+def nextauth_encode() -> Callable[..., list[str]]:
+    """Mint tokens with next-auth 4's own ``encode()``: ``encode([{"token": claims,
+    "maxAge": seconds}, ...], secret=...)`` returns one token per item."""
+    _nextauth_installed()
+
+    def encode(items: list[dict[str, Any]], secret: str = JWT_SECRET) -> list[str]:
+        done = subprocess.run(
+            ["node", str(NEXTAUTH / "encode.js")],
+            input=json.dumps(items),
+            env={"PATH": os.environ.get("PATH", ""), "NEXTAUTH_SECRET": secret},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    return encode

@@ -233,6 +233,32 @@ def test_healthz_and_metrics(service):
         assert name in text
 
 
+def test_handshake_outcomes_are_counted(service):
+    import re
+
+    import aiohttp
+    from wsnotify_harness import connect, expect_close, receive_json, run
+
+    def count(outcome: str) -> float:
+        text = _raw(service, "GET", "/metrics")[2].decode()
+        match = re.search(rf'^wsnotify_handshakes_total{{outcome="{outcome}"}} (\S+)$', text, re.M)
+        assert match, text
+        return float(match.group(1))
+
+    before = count("ok"), count("unauthorized")
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as session:
+            ws = await connect(session, service.ws_url, make_token("counted"))
+            await receive_json(ws)
+            await ws.close()
+            bad = await connect(session, service.ws_url, "not-a-token")
+            assert await expect_close(bad) == 4401
+
+    run(scenario())
+    assert (count("ok"), count("unauthorized")) == (before[0] + 1, before[1] + 1)
+
+
 def test_plain_get_on_ws_is_a_json_400(service):
     status, content_type, raw = _raw(service, "GET", "/ws")
     assert status == 400 and content_type.startswith("application/json")

@@ -80,6 +80,7 @@ MALFORMED = {
     "JWT_LEEWAY": ("x", "JWT_LEEWAY must be a number of seconds"),
     "WSNOTIFY_LOG_LEVEL": ("loud", "WSNOTIFY_LOG_LEVEL must be one of"),
     "WSNOTIFY_ALLOWED_ORIGINS": ("app.example.com/path", "WSNOTIFY_ALLOWED_ORIGINS must be"),
+    "JWT_USER_CLAIM": ("user..SENTINEL-5", "JWT_USER_CLAIM must be a claim name or a dotted"),
 }
 
 
@@ -110,6 +111,7 @@ def test_typed_defaults_and_secret_repr():
     assert config.ping_interval == 25.0 and config.auth_timeout == 5.0
     assert config.jwt_leeway == 30.0 and config.log_level == "info"
     assert config.allowed_origins == ()
+    assert config.jwt_user_claim == ("sub",)
     assert config.database_display == "postgresql://127.0.0.1:5432/app"
     assert config.redis_display == "redis://127.0.0.1:6379/0"
     for sentinel in SENTINELS:
@@ -127,11 +129,20 @@ def test_optional_values_parsed():
             "WSNOTIFY_LOG_LEVEL": "DEBUG",
             "WATCHDOG_USEC": "2000000",
             "NOTIFY_SOCKET": "@sock",
+            "JWT_USER_CLAIM": "user.id",
         }
     )
+    assert config.jwt_user_claim == ("user", "id")
     assert config.allowed_origins == ("https://a.example", "http://b.example:8080")
     assert (config.jwt_audience, config.jwt_issuer, config.log_level) == ("aud", "iss", "debug")
     assert config.watchdog_usec == 2_000_000 and config.notify_socket == "@sock"
+
+
+@pytest.mark.parametrize("claim", ["exp", "aud", "iss", "a.b.c.d.e.f", "user id", "user/id"])
+def test_user_claim_that_cannot_hold_a_user_id_is_refused(claim):
+    with pytest.raises(ConfigError) as error:
+        load_config({**SECRETS, "JWT_USER_CLAIM": claim})
+    assert error.value.problems[0].startswith("JWT_USER_CLAIM must")
 
 
 def test_conflicting_alias_is_an_error():

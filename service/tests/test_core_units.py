@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import json
 import os
 import socket
 import struct
@@ -13,7 +14,7 @@ import jwt
 import pytest
 from wsnotify_harness import AUDIENCE, ISSUER, JWT_SECRET, make_token
 
-from wsnotify import protocol
+from wsnotify import protocol, rfc6455
 from wsnotify.auth import (
     AuthError,
     JwtSettings,
@@ -22,7 +23,7 @@ from wsnotify.auth import (
     publisher_allowed,
     verify_token,
 )
-from wsnotify.hub import Connection, Hub
+from wsnotify.hub import Hub
 from wsnotify.metrics import Metrics
 from wsnotify.systemd import Notifier
 
@@ -35,7 +36,7 @@ SETTINGS = JwtSettings(secret=JWT_SECRET, audience=AUDIENCE, issuer=ISSUER, leew
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 200_000])
 def test_text_frame_header_matches_rfc6455(size):
     payload = b"a" * size
-    frame = protocol.encode_text_frame(payload)
+    frame = rfc6455.encode_text_frame(payload)
     assert frame[0] == 0x81  # FIN + text opcode, no RSV bits (no compression)
     if size < 126:
         assert frame[1] == size and frame[2:] == payload
@@ -80,6 +81,8 @@ def test_notification_formats():
         '"data":{"x":1},"created_at":"2026-01-02T00:00:00+00:00"}'
     )
     assert protocol.welcome("42") == '{"type":"welcome","user_id":"42"}'
+    for user in ('quote"back\\slash', "é€😀", "tab\tnewline\n"):  # the same as a generic encoder
+        assert json.loads(protocol.welcome(user)) == {"type": "welcome", "user_id": user}
 
 
 # ---- client input ----
@@ -163,9 +166,8 @@ def test_publisher_check():
 
 
 class FakeTransport:
-    def __init__(self, buffered: int = 0, closing: bool = False) -> None:
+    def __init__(self, buffered: int = 0) -> None:
         self.buffered = buffered
-        self.closing = closing
         self.written: list[bytes] = []
 
     def write(self, data: bytes) -> None:
@@ -174,28 +176,34 @@ class FakeTransport:
     def get_write_buffer_size(self) -> int:
         return self.buffered
 
-    def is_closing(self) -> bool:
-        return self.closing
+
+class FakeMember:
+    """What the hub sees of a connection."""
+
+    def __init__(self, user_id: str, transport: FakeTransport) -> None:
+        self.user_id = user_id
+        self.transport = transport
+        self.closing = False
+        self.closed_with: list[int] = []
+
+    def close(self, code: int, reason: bytes) -> None:
+        self.closed_with.append(code)
 
 
-class FakeSocket:
-    closed = False
-
-
-def _hub(limit: int = 1000, per_user: int = 3) -> tuple[Hub, list[Connection], Metrics]:
-    dropped: list[Connection] = []
+def _hub(limit: int = 1000, per_user: int = 3) -> tuple[Hub, list[FakeMember], Metrics]:
+    dropped: list[FakeMember] = []
     metrics = Metrics()
     hub = Hub(
         send_buffer_limit=limit,
         max_connections_per_user=per_user,
         metrics=metrics,
-        on_drop=dropped.append,
+        on_drop=dropped.append,  # type: ignore[arg-type]
     )
     return hub, dropped, metrics
 
 
-def _conn(user: str, transport: FakeTransport | None = None) -> Connection:
-    return Connection(user, FakeSocket(), transport or FakeTransport())
+def _conn(user: str, transport: FakeTransport | None = None) -> FakeMember:
+    return FakeMember(user, transport or FakeTransport())
 
 
 def test_fanout_skips_and_drops_a_client_over_its_buffer():
@@ -222,20 +230,22 @@ def test_fanout_writes_when_exactly_at_limit():
     assert hub.deliver_user("a", b"x" * 20) == 1 and not dropped
 
 
-def test_fanout_skips_closing_transports_and_survives_write_errors():
+def test_fanout_skips_closing_members_and_survives_write_errors():
     hub, dropped, _ = _hub()
 
     class Broken(FakeTransport):
         def write(self, data: bytes) -> None:
             raise RuntimeError("transport gone")
 
-    closing = _conn("a", FakeTransport(closing=True))
+    closing = _conn("a")
+    closing.closing = True
     broken = _conn("a", Broken())
     ok = _conn("a")
     for conn in (closing, broken, ok):
         hub.add(conn)
     assert hub.deliver_user("a", b"m") == 1
     assert closing.transport.written == [] and broken.closing and not dropped
+    assert hub.deliver_user("a", b"m") == 1  # the broken one is skipped from now on
 
 
 def test_user_isolation_and_limits_in_the_hub():
@@ -248,7 +258,26 @@ def test_user_isolation_and_limits_in_the_hub():
     hub.remove(a1)
     hub.remove(a1)  # idempotent
     assert hub.add(a3) and len(hub) == 3
-    assert metrics.connections._value.get() == 3
+    assert metrics.registry.get_sample_value("wsnotify_connections") == 3
+    assert hub.deliver_user("a", b"again") == 2
+    assert a2.transport.written == [b"for-a", b"again"] and a3.transport.written == [b"again"]
+
+
+def test_a_single_connection_per_user_is_stored_without_a_set():
+    hub, _, _ = _hub(per_user=1)
+    one, two = _conn("solo"), _conn("solo")
+    assert hub.add(one) and not hub.add(two)
+    assert hub._by_user["solo"] is one  # no set while a user has one connection
+    hub.remove(one)
+    assert "solo" not in hub._by_user and hub.add(two)
+    hub2, _, _ = _hub(per_user=3)
+    a, b = _conn("u"), _conn("u")
+    hub2.add(a)
+    hub2.add(b)
+    assert hub2._by_user["u"] == {a, b}
+    hub2.remove(a)
+    assert hub2._by_user["u"] is b  # back to the bare connection
+    assert sorted(map(id, hub2)) == [id(b)]
 
 
 # ---- systemd ----

@@ -249,3 +249,61 @@ def test_per_user_connection_limit(env, workdir):
         run(scenario())
     finally:
         proc.stop()
+
+
+def test_ping_sweep_keeps_answering_clients_and_closes_silent_ones(env, workdir):
+    from backends import free_port
+    from rawws import RawClient, upgrade_request
+    from wsnotify_harness import ServiceProcess
+
+    proc = ServiceProcess({**env, "WSNOTIFY_PING_INTERVAL": "1"}, free_port(), workdir).start()
+    try:
+        silent = RawClient(proc.port)
+        request, _ = upgrade_request(proc.port, f"Authorization: Bearer {make_token('mute')}\r\n")
+        silent.send(request)
+        assert silent.response_head()[0] == 101
+
+        async def scenario() -> tuple[bool, int]:
+            async with aiohttp.ClientSession() as session:
+                ws = await connect(session, proc.ws_url, make_token("talker"))  # autoping
+                assert (await receive_json(ws))["type"] == "welcome"
+                # aiohttp answers pings while something reads: wait for the next message.
+                reading = asyncio.create_task(receive_json(ws, timeout=15))
+                await asyncio.sleep(3.0)  # three ping rounds
+                still_open = not ws.closed
+                status, body = await asyncio.to_thread(
+                    publish_http, proc.base, {"user_id": "talker", "title": "alive"}
+                )
+                assert status == 202
+                got = await reading
+                await ws.close()
+                return still_open, got["id"] == body["id"]
+
+        still_open, delivered = run(scenario())
+        assert still_open and delivered
+        # The silent client got a ping, never answered, and was closed with 1011.
+        frames = []
+        while (got := silent.next_frame()) is not None:
+            frames.append(got)
+        opcodes = [opcode for opcode, _ in frames]
+        assert opcodes[0] == 0x1 and 0x9 in opcodes and opcodes[-1] == 0x8, opcodes
+        assert frames[-1][1][:2] == (1011).to_bytes(2, "big")
+        silent.close()
+        assert "websocket closed: user=mute did not answer a ping" in proc.output()
+    finally:
+        proc.stop()
+
+
+def test_a_connection_that_never_finishes_its_request_is_closed(service):
+    # Slowloris: the auth timeout (1 s here) also bounds the upgrade request itself.
+    import time
+
+    from rawws import RawClient
+
+    idle, partial = RawClient(service.port), RawClient(service.port)
+    partial.send(b"GET /ws HTTP/1.1\r\nHost: x\r\n")
+    started = time.monotonic()
+    assert idle.closed_by_server(timeout=5) and partial.closed_by_server(timeout=5)
+    assert time.monotonic() - started < 3
+    idle.close()
+    partial.close()

@@ -61,6 +61,7 @@ class Config:
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
     jwt_leeway: float = 30.0
+    jwt_user_claim: tuple[str, ...] = ("sub",)
     log_level: str = "info"
     # Set by systemd, not by the operator; read here so nothing else touches os.environ.
     notify_socket: str | None = None
@@ -188,6 +189,28 @@ def _origins(raw: str, problems: list[str]) -> tuple[str, ...]:
     return origins
 
 
+_CLAIM_NAME = re.compile(r"[A-Za-z0-9_:\-]+")
+# Claims the verifier itself interprets: a user id there would be checked as a time or audience.
+_RESERVED_CLAIMS = ("exp", "nbf", "iat", "aud", "iss", "jti")
+
+
+def _user_claim(raw: str, problems: list[str]) -> tuple[str, ...]:
+    path = tuple(raw.split(".")) if raw else ("sub",)
+    if len(path) > 5 or not all(_CLAIM_NAME.fullmatch(name) for name in path):
+        problems.append(
+            "JWT_USER_CLAIM must be a claim name or a dotted path of up to 5 names "
+            "(letters, digits, _ : -), e.g. sub, id or user.id"
+        )
+        return ("sub",)
+    if path[0] in _RESERVED_CLAIMS and len(path) == 1:
+        problems.append(
+            f"JWT_USER_CLAIM must not be one of {', '.join(_RESERVED_CLAIMS)}: "
+            "those are checked as times, audience or issuer"
+        )
+        return ("sub",)
+    return path
+
+
 def load_config(env: Mapping[str, str]) -> Config:
     """Validate ``env`` (normally ``os.environ``) into a :class:`Config` or raise ConfigError."""
     problems: list[str] = []
@@ -251,6 +274,7 @@ def load_config(env: Mapping[str, str]) -> Config:
         jwt_audience=env.get("JWT_AUDIENCE", "").strip() or None,
         jwt_issuer=env.get("JWT_ISSUER", "").strip() or None,
         jwt_leeway=_seconds(env, "JWT_LEEWAY", 30.0, 0.0, 3600.0, problems),
+        jwt_user_claim=_user_claim(env.get("JWT_USER_CLAIM", "").strip(), problems),
         log_level=log_level,
         notify_socket=env.get("NOTIFY_SOCKET") or None,
         watchdog_usec=watchdog_usec,

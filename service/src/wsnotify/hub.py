@@ -3,16 +3,17 @@
 Fan-out is a plain synchronous loop: for each target, check its transport's write buffer and
 write the pre-built frame. There is no ``await`` per client, so a client that does not read
 cannot hold up anyone else; it only grows its own buffer until it crosses the limit, and is
-then handed to ``on_drop`` (which closes it with 1013 in the background).
+then handed to ``on_drop`` (which closes it with 1013).
 
-The hub knows transports only through the tiny :class:`Transport` protocol, so it is tested
-with fakes, without sockets.
+The hub knows connections only through the tiny :class:`Member` protocol (a user id, a
+transport, a ``closing`` flag), so it is tested with fakes, without sockets. A connection leaves
+the hub as soon as it starts closing, so the loop never meets a closed transport; ``closing``
+guards the rest of the loop in which it was dropped.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterator
 from typing import Protocol
 
 from .metrics import Metrics
@@ -25,38 +26,23 @@ class Transport(Protocol):
 
     def get_write_buffer_size(self) -> int: ...
 
-    def is_closing(self) -> bool: ...
 
+class Member(Protocol):
+    """What the hub needs of a connection (``ws.Connection`` in the service)."""
 
-class Socket(Protocol):
-    """The subset of the WebSocket response the hub looks at."""
+    user_id: str | None
+    transport: Transport | None
+    closing: bool
 
-    @property
-    def closed(self) -> bool: ...
-
-
-_ids = itertools.count(1)
-
-
-class Connection:
-    """One authenticated client. ``closing`` is set once we decided to close it."""
-
-    __slots__ = ("closing", "id", "peer", "transport", "user_id", "ws")
-
-    def __init__(self, user_id: str, ws: Socket, transport: Transport, peer: str = "") -> None:
-        self.id = next(_ids)
-        self.user_id = user_id
-        self.ws = ws
-        self.transport = transport
-        self.peer = peer
-        self.closing = False
-
-    def __repr__(self) -> str:
-        return f"Connection(id={self.id}, user={self.user_id!r})"
+    def close(self, code: int, reason: bytes) -> None: ...
 
 
 class Hub:
-    """Local connections by user, and the synchronous fan-out over them."""
+    """Local connections by user, and the synchronous fan-out over them.
+
+    Memory: a user with one connection maps to the connection itself; only a second one
+    makes a set (most users have one connection, and an empty set costs ~200 bytes).
+    """
 
     def __init__(
         self,
@@ -64,75 +50,82 @@ class Hub:
         send_buffer_limit: int,
         max_connections_per_user: int,
         metrics: Metrics,
-        on_drop: Callable[[Connection], None],
+        on_drop: Callable[[Member], None],
     ) -> None:
         self._limit = send_buffer_limit
         self._max_per_user = max_connections_per_user
         self._metrics = metrics
         self._on_drop = on_drop
-        self._by_user: dict[str, set[Connection]] = {}
-        self._all: set[Connection] = set()
+        self._by_user: dict[str, Member | set[Member]] = {}
+        self._all: set[Member] = set()
+        # Read at scrape time: no metric update (and no lock) per connect and disconnect.
+        metrics.connections.set_function(self.__len__)
 
     def __len__(self) -> int:
         return len(self._all)
 
-    @property
-    def connections(self) -> frozenset[Connection]:
-        return frozenset(self._all)
+    def __iter__(self) -> Iterator[Member]:
+        """A snapshot, safe to iterate while connections come and go."""
+        return iter(list(self._all))
 
-    def add(self, conn: Connection) -> bool:
+    def add(self, conn: Member) -> bool:
         """Register ``conn``; False (and nothing registered) when its user is at the limit."""
-        mine = self._by_user.get(conn.user_id)
+        user = conn.user_id or ""  # only authenticated connections join the hub
+        mine = self._by_user.get(user)
         if mine is None:
-            mine = self._by_user[conn.user_id] = set()
-        elif len(mine) >= self._max_per_user:
-            return False
-        mine.add(conn)
+            self._by_user[user] = conn
+        elif isinstance(mine, set):
+            if len(mine) >= self._max_per_user:
+                return False
+            mine.add(conn)
+        else:
+            if self._max_per_user < 2:
+                return False
+            self._by_user[user] = {mine, conn}
         self._all.add(conn)
-        self._metrics.connections.set(len(self._all))
         return True
 
-    def remove(self, conn: Connection) -> None:
+    def remove(self, conn: Member) -> None:
         if conn not in self._all:
             return
         self._all.discard(conn)
-        mine = self._by_user.get(conn.user_id)
-        if mine is not None:
+        user = conn.user_id or ""
+        mine = self._by_user.get(user)
+        if mine is conn:
+            del self._by_user[user]
+        elif isinstance(mine, set):
             mine.discard(conn)
-            if not mine:
-                del self._by_user[conn.user_id]
-        self._metrics.connections.set(len(self._all))
+            if len(mine) == 1:
+                self._by_user[user] = mine.pop()
 
     def deliver_user(self, user_id: str, frame: bytes) -> int:
         """Write ``frame`` to every connection of ``user_id``; returns how many got it."""
         targets = self._by_user.get(user_id)
-        if not targets:
+        if targets is None:
             return 0
-        return self._write(targets, frame)
+        return self._write(targets if isinstance(targets, set) else (targets,), frame)
 
     def deliver_all(self, frame: bytes) -> int:
         """Write ``frame`` to every connection (broadcasts and resync)."""
         return self._write(self._all, frame)
 
-    def _write(self, targets: Iterable[Connection], frame: bytes) -> int:
-        # Hot loop: locals only, one buffer check and one write per target. on_drop only
-        # schedules work, so ``targets`` cannot change while we iterate.
+    def _write(self, targets: Collection[Member], frame: bytes) -> int:
+        # Hot loop: locals only, one buffer check and one write per target. on_drop runs
+        # after the loop, so ``targets`` cannot change while we iterate.
         limit = self._limit - len(frame)
         delivered = 0
-        dropped: list[Connection] = []
+        dropped: list[Member] = []
         for conn in targets:
             if conn.closing:
                 continue
             transport = conn.transport
-            if conn.ws.closed or transport.is_closing():
-                continue
-            if transport.get_write_buffer_size() > limit:
-                conn.closing = True
-                dropped.append(conn)
-                continue
             try:
-                transport.write(frame)
-            except Exception:  # a transport torn down under us: its handler cleans up
+                if transport.get_write_buffer_size() > limit:  # type: ignore[union-attr]
+                    conn.closing = True
+                    dropped.append(conn)
+                    continue
+                transport.write(frame)  # type: ignore[union-attr]
+            except Exception:  # a transport torn down under us: connection_lost cleans up
                 conn.closing = True
                 continue
             delivered += 1

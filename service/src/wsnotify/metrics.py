@@ -15,11 +15,40 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 _LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 )  # fmt: skip
+
+
+class Tally:
+    """A counter for the handshake path: a plain integer, no lock (prometheus_client's
+    Counter takes one per ``inc``). Only the event-loop thread increments it; a scrape reads it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def inc(self, amount: int = 1) -> None:
+        self.value += amount
+
+
+class _Tallies:
+    """Exposes labelled tallies as one counter family."""
+
+    def __init__(self, name: str, documentation: str, label: str, tallies: dict[str, Tally]):
+        self._family = (name, documentation, label)
+        self._tallies = tallies
+
+    def collect(self) -> list[CounterMetricFamily]:
+        name, documentation, label = self._family
+        family = CounterMetricFamily(name, documentation, labels=[label])
+        for value, tally in self._tallies.items():
+            family.add_metric([value], tally.value)
+        return [family]
 
 
 class Metrics:
@@ -33,17 +62,24 @@ class Metrics:
         self.connections = Gauge(
             "wsnotify_connections", "Authenticated WebSocket connections open now", registry=r
         )
-        self.handshakes = Counter(
-            "wsnotify_handshakes_total",
-            "WebSocket handshakes by outcome (ok, unauthorized, origin_rejected, over_limit)",
-            ["outcome"],
-            registry=r,
+        # One attribute per outcome: the handshake path does no label lookup and takes no lock.
+        self.handshake_ok = Tally()
+        self.handshake_unauthorized = Tally()
+        self.handshake_origin_rejected = Tally()
+        self.handshake_over_limit = Tally()
+        r.register(
+            _Tallies(
+                "wsnotify_handshakes",
+                "WebSocket handshakes by outcome (ok, unauthorized, origin_rejected, over_limit)",
+                "outcome",
+                {
+                    "ok": self.handshake_ok,
+                    "unauthorized": self.handshake_unauthorized,
+                    "origin_rejected": self.handshake_origin_rejected,
+                    "over_limit": self.handshake_over_limit,
+                },
+            )
         )
-        # Bound children: the handshake path does no label lookup.
-        self.handshake_ok = self.handshakes.labels("ok")
-        self.handshake_unauthorized = self.handshakes.labels("unauthorized")
-        self.handshake_origin_rejected = self.handshakes.labels("origin_rejected")
-        self.handshake_over_limit = self.handshakes.labels("over_limit")
         self.deliveries = Counter(
             "wsnotify_deliveries_total", "Messages written to client connections", registry=r
         )

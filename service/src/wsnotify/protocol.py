@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import math
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 MAX_TITLE = 500
@@ -63,8 +63,12 @@ class Notification:
         return _dumps({"type": "notification", **self.to_api()})
 
 
+# The welcome up to its user id, serialized once: per handshake only the id is encoded.
+_WELCOME_HEAD = _dumps({"type": "welcome", "user_id": ""})[: -len('""}')]
+
+
 def welcome(user_id: str) -> str:
-    return _dumps({"type": "welcome", "user_id": user_id})
+    return _WELCOME_HEAD + encode_basestring(user_id) + "}"
 
 
 def user_channel(user_id: str) -> str:
@@ -95,27 +99,6 @@ def decode_envelope(payload: bytes) -> tuple[float | None, bytes]:
         return float(head), body
     except ValueError:
         return None, payload
-
-
-_PACK_LEN1 = struct.Struct("!BB").pack
-_PACK_LEN2 = struct.Struct("!BBH").pack
-_PACK_LEN3 = struct.Struct("!BBQ").pack
-
-
-def encode_text_frame(payload: bytes) -> bytes:
-    """An unmasked, uncompressed RFC 6455 text frame (server to client), FIN set.
-
-    Built once per fan-out and written as-is to every transport: the per-client cost is one
-    ``transport.write`` of shared bytes.
-    """
-    length = len(payload)
-    if length < 126:
-        header = _PACK_LEN1(0x81, length)
-    elif length < 65536:
-        header = _PACK_LEN2(0x81, 126, length)
-    else:
-        header = _PACK_LEN3(0x81, 127, length)
-    return header + payload
 
 
 @dataclass(frozen=True)

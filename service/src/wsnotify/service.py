@@ -14,17 +14,15 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from . import protocol
+from . import protocol, rfc6455
 from .auth import JwtSettings
 from .bus import Publisher, Subscriber
 from .config import Config
 from .db import Store
-from .hub import Connection, Hub
+from .hub import Hub, Member
 from .metrics import Metrics
 
 log = logging.getLogger("wsnotify.service")
-
-CLOSE_GRACE = 2.0  # seconds a client gets to answer our close frame before the socket is cut
 
 
 class StorageUnavailable(Exception):
@@ -70,9 +68,6 @@ class Service:
     jwt: JwtSettings = field(init=False)
     hub: Hub = field(init=False)
     subscriber: Subscriber | None = None
-    # Every open WebSocket, authenticated or not, so shutdown can close each with 1001.
-    sockets: dict[web.WebSocketResponse, asyncio.BaseTransport] = field(default_factory=dict)
-    stopping: bool = False
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -87,7 +82,7 @@ class Service:
     # ---- fan-out (called synchronously by the subscriber for every Redis message) ----
 
     def deliver(self, user_id: str | None, published_at: float | None, payload: bytes) -> None:
-        frame = protocol.encode_text_frame(payload)
+        frame = rfc6455.encode_text_frame(payload)
         started = time.perf_counter()
         if user_id is None:
             count = self.hub.deliver_all(frame)
@@ -102,20 +97,27 @@ class Service:
                 self.metrics.latency.observe(latency)
 
     def resync(self) -> None:
-        count = self.hub.deliver_all(protocol.encode_text_frame(protocol.RESYNC.encode()))
+        count = self.hub.deliver_all(rfc6455.encode_text_frame(protocol.RESYNC.encode()))
         log.info("resync sent to %d connections", count)
 
-    def _drop_slow(self, conn: Connection) -> None:
-        buffered = conn.transport.get_write_buffer_size()
+    def _drop_slow(self, conn: Member) -> None:
+        transport = conn.transport
         log.warning(
-            "slow client dropped with 1013: user=%s conn=%d peer=%s buffered=%d limit=%d",
+            "slow client dropped with 1013: user=%s buffered=%d limit=%d",
             conn.user_id,
-            conn.id,
-            conn.peer,
-            buffered,
+            transport.get_write_buffer_size() if transport is not None else 0,
             self.config.send_buffer_limit,
         )
-        self.spawn(close_socket(conn.ws, conn.transport, 1013, b"Send buffer full"))
+        # The close frame queues behind what the client did not read; if it still has not
+        # read it CLOSE_GRACE later, the transport is aborted, which frees the memory.
+        conn.close(rfc6455.TRY_AGAIN_LATER, b"Send buffer full")
+
+    async def mark_read(self, user_id: str, ids: tuple[int, ...]) -> None:
+        """A WebSocket ``ack``; failures keep the connection (the client can ack again)."""
+        try:
+            await self.store.mark_read(user_id, ids)
+        except Exception as exc:
+            log.warning("ack not stored for user=%s: %s", user_id, exc)
 
     def spawn(self, coro: object) -> None:
         """Run a background coroutine, keeping a reference so it is not garbage-collected."""
@@ -123,51 +125,5 @@ class Service:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def close_all(self, code: int, reason: bytes, grace: float = CLOSE_GRACE) -> int:
-        """Close every WebSocket with ``code`` concurrently; returns how many were open."""
-        sockets = list(self.sockets.items())
-        if sockets:
-            await asyncio.gather(
-                *(close_socket(ws, transport, code, reason, grace) for ws, transport in sockets),
-                return_exceptions=True,
-            )
-        return len(sockets)
-
 
 SERVICE: web.AppKey[Service] = web.AppKey("service", Service)
-
-
-async def close_socket(
-    ws: web.WebSocketResponse,
-    transport: asyncio.BaseTransport,
-    code: int,
-    reason: bytes,
-    grace: float = CLOSE_GRACE,
-) -> None:
-    """Send a close frame, give the client ``grace`` seconds, then cut the socket if needed.
-
-    ``drain=False``: a client that does not read must not make us wait on its buffer. If the
-    buffer has not drained by the deadline, the transport is aborted: that frees the memory
-    instead of holding it for as long as the peer keeps the TCP connection open.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + grace
-    clean = False
-    try:
-        await asyncio.wait_for(ws.close(code=code, message=reason, drain=False), grace)
-        clean = True
-    except Exception as exc:  # timeout or a broken transport: either way, cut it below
-        log.debug("close %d not completed cleanly: %s", code, type(exc).__name__)
-    try:
-        while clean and _buffered(transport) and loop.time() < deadline:
-            await asyncio.sleep(0.05)
-    finally:
-        if not clean or _buffered(transport):
-            transport.abort()
-
-
-def _buffered(transport: asyncio.BaseTransport) -> int:
-    try:
-        return transport.get_write_buffer_size()  # type: ignore[attr-defined]
-    except Exception:  # already torn down
-        return 0
