@@ -5,12 +5,17 @@ port and headers they received, which proves what nginx proxied and how.
 """
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+SCENARIO = Path(__file__).resolve().parents[1]
+ROOT = SCENARIO.parents[3]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from helpers.ansible_run import ansible_playbook  # noqa: E402
 
 CONTAINER = "molecule-nginx-site"
 testinfra_hosts = [f"podman://{CONTAINER}"]
@@ -19,8 +24,6 @@ SITE = "/etc/nginx/sites-available/wsnotify"
 LINK = "/etc/nginx/sites-enabled/wsnotify"
 CERT = "/etc/nginx/tls/wsnotify.crt"
 KEY = "/etc/nginx/tls/wsnotify.key"
-SCENARIO = Path(__file__).resolve().parents[1]
-ROOT = SCENARIO.parents[3]
 # Trusting the site's own certificate checks its SAN as well as the chain.
 CURL = f"curl -sS --max-time 5 --cacert {CERT} --resolve localhost:443:127.0.0.1"
 
@@ -33,25 +36,13 @@ def curl_json(host, args):
 
 def run_converge(*args):
     """Run converge.yml from the controller against the container, as an operator would."""
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
-        ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".collections"),
-        ANSIBLE_FORCE_COLOR="0",
-    )
-    cmd = [
-        str(Path(sys.executable).parent / "ansible-playbook"),
-        "-i",
-        f"{CONTAINER},",
-        "-c",
-        "containers.podman.podman",
-        "-e",
-        "ansible_python_interpreter=/usr/bin/python3",
+    return ansible_playbook(
+        *("-i", f"{CONTAINER},", "-c", "containers.podman.podman"),
+        *("-e", "ansible_python_interpreter=/usr/bin/python3"),
         str(SCENARIO / "converge.yml"),
         *args,
-    ]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
+        timeout=300,
+    )
 
 
 def flat(text):
