@@ -217,6 +217,15 @@ def files(etc: Path) -> dict[str, str]:
     return {p.name: p.read_text() for p in sorted(etc.iterdir())}
 
 
+def envfiles(live: str, candidate: str, previous: str) -> dict[str, str]:
+    """What files() should find: the three files with these contents."""
+    return {
+        "wsnotify.env": live,
+        "wsnotify.env.candidate": candidate,
+        "wsnotify.env.previous": previous,
+    }
+
+
 def test_first_activation_makes_the_candidate_live_with_its_mode(etc):
     write(etc / "wsnotify.env.candidate", f"A=1\n{SECRET}\n")
     r = swap(etc, "activate")
@@ -237,17 +246,19 @@ def test_an_unchanged_candidate_changes_nothing(etc):
     assert (etc / "wsnotify.env").stat().st_ino == before
 
 
-def test_a_new_candidate_replaces_the_live_file_which_becomes_previous(etc):
+def test_a_new_candidate_goes_live_and_rollbacks_swap_it_with_the_previous(etc):
     write(etc / "wsnotify.env", "A=old\n")
     write(etc / "wsnotify.env.candidate", "A=new\n")
     r = swap(etc, "activate")
     assert r.json["changed"] is True, r
-    assert files(etc) == {
-        "wsnotify.env": "A=new\n",
-        "wsnotify.env.candidate": "A=new\n",
-        "wsnotify.env.previous": "A=old\n",
-    }
+    assert files(etc) == envfiles("A=new\n", "A=new\n", "A=old\n")
     assert stat.S_IMODE((etc / "wsnotify.env.previous").stat().st_mode) == 0o640
+    r = swap(etc, "rollback")
+    assert r.json["changed"] is True, r
+    # The candidate describes what is live again, so the next deploy compares against it.
+    assert files(etc) == envfiles("A=old\n", "A=old\n", "A=new\n")
+    swap(etc, "rollback")
+    assert (etc / "wsnotify.env").read_text() == "A=new\n"
 
 
 def test_activation_without_a_candidate_fails_and_keeps_the_live_file(etc):
@@ -257,27 +268,14 @@ def test_activation_without_a_candidate_fails_and_keeps_the_live_file(etc):
     assert files(etc) == {"wsnotify.env": "A=old\n"}
 
 
-def test_activation_in_check_mode_changes_nothing(etc):
-    write(etc / "wsnotify.env", "A=old\n")
-    write(etc / "wsnotify.env.candidate", "A=new\n")
-    r = swap(etc, "activate", "--check")
+@pytest.mark.parametrize(("action", "other"), [("activate", "candidate"), ("rollback", "previous")])
+def test_envfile_switch_in_check_mode_reports_and_changes_nothing(etc, action, other):
+    before = {"wsnotify.env": "A=live\n", f"wsnotify.env.{other}": "A=other\n"}
+    for name, text in before.items():
+        write(etc / name, text)
+    r = swap(etc, action, "--check")
     assert r.json["changed"] is True, r
-    assert files(etc) == {"wsnotify.env": "A=old\n", "wsnotify.env.candidate": "A=new\n"}
-
-
-def test_rollback_brings_the_previous_file_back_and_a_second_one_undoes_it(etc):
-    write(etc / "wsnotify.env", "A=old\n")
-    write(etc / "wsnotify.env.candidate", "A=new\n")
-    swap(etc, "activate")
-    r = swap(etc, "rollback")
-    assert r.json["changed"] is True, r
-    assert files(etc) == {
-        "wsnotify.env": "A=old\n",
-        "wsnotify.env.candidate": "A=old\n",
-        "wsnotify.env.previous": "A=new\n",
-    }
-    swap(etc, "rollback")
-    assert (etc / "wsnotify.env").read_text() == "A=new\n"
+    assert files(etc) == before
 
 
 def test_rollback_without_a_previous_file_keeps_the_live_one(etc):
@@ -286,14 +284,6 @@ def test_rollback_without_a_previous_file_keeps_the_live_one(etc):
     assert r.rc == 0 and r.json["changed"] is False, r
     assert "stays as it is" in r.json["msg"]
     assert files(etc) == {"wsnotify.env": "A=only\n"}
-
-
-def test_envfile_rollback_in_check_mode_changes_nothing(etc):
-    write(etc / "wsnotify.env", "A=new\n")
-    write(etc / "wsnotify.env.previous", "A=old\n")
-    r = swap(etc, "rollback", "--check")
-    assert r.json["changed"] is True, r
-    assert files(etc) == {"wsnotify.env": "A=new\n", "wsnotify.env.previous": "A=old\n"}
 
 
 # --- verified_site.py --------------------------------------------------------------------
