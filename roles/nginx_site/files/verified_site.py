@@ -107,30 +107,22 @@ def restore(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="action", required=True)
-    for name in ("remember", "restore"):
-        p = sub.add_parser(name)
-        p.add_argument("--site", type=Path, required=True)
-        p.add_argument("--kept", type=Path, required=True)
-        p.add_argument(
-            "--check", action="store_true", help="report what would change, change nothing"
-        )
-    restore_parser = sub.choices["restore"]
-    restore_parser.add_argument("--link", type=Path, required=True)
-    restore_parser.add_argument(
-        "--nginx", default="nginx", help="nginx binary (tests use a stand-in)"
-    )
-    restore_parser.add_argument(
-        "--systemctl", default="systemctl", help="systemctl binary (likewise)"
-    )
+    parser.add_argument("action", choices=["remember", "restore"])
+    parser.add_argument("--site", type=Path, required=True, help="the file in sites-available")
+    parser.add_argument("--kept", type=Path, required=True, help="the verified copy")
+    parser.add_argument("--link", type=Path, help="the sites-enabled link (restore)")
+    parser.add_argument("--nginx", default="nginx", help="nginx binary (tests use a stand-in)")
+    parser.add_argument("--systemctl", default="systemctl", help="systemctl binary (likewise)")
+    parser.add_argument("--check", action="store_true", help="report, change nothing")
     args = parser.parse_args(argv)
+    if args.action == "restore" and args.link is None:
+        parser.error("restore needs --link")
     try:
-        result = remember(args) if args.action == "remember" else restore(args)
+        result = restore(args) if args.action == "restore" else remember(args)
     except Failed as exc:
-        print(json.dumps({"changed": exc.changed, "msg": str(exc)}))
-        return exc.code
+        result = {"changed": exc.changed, "msg": str(exc), "rc": exc.code}
     print(json.dumps(result))
-    return 0
+    return result.get("rc", 0)
 
 
 if __name__ == "__main__":
