@@ -97,11 +97,14 @@ def test_role_docs_check_names_a_stale_readme_and_rewriting_fixes_it(tmp_path):
 
 
 def inventory_vars(path: Path) -> dict:
-    """An inventory's variables; the production vault opens with its documented password."""
+    """An inventory's group_vars/all (the production vault opens with its documented password)."""
     data = path.read_bytes()
     if data.startswith(b"$ANSIBLE_VAULT"):
         secret = VaultSecret(b"example-only-not-a-secret")
         data = VaultLib([("default", secret)]).decrypt(data)
+    if path.name == "molecule.yml":  # a scenario's inventory is in its provisioner section
+        scenario = yaml.safe_load(data)["provisioner"]["inventory"]
+        return scenario.get("group_vars", {}).get("all", {})
     return yaml.safe_load(data) or {}
 
 
@@ -116,9 +119,12 @@ def test_playbook_wiring_sets_only_declared_role_variables():
     assert sorted(role_vars - declared) == []
 
 
-@pytest.mark.parametrize(
-    "path", sorted(ROOT.glob("inventories/*/group_vars/all/*.yml")), ids=lambda p: str(p.parent)
+INVENTORY_VARS = sorted(ROOT.glob("inventories/*/group_vars/all/*.yml")) + sorted(
+    ROOT.glob("molecule/*/molecule.yml")
 )
+
+
+@pytest.mark.parametrize("path", INVENTORY_VARS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_inventories_do_not_set_what_the_playbooks_derive(path):
     """playbooks/group_vars/all.yml outranks an inventory's group_vars/all: a value set there
     would be silently ignored. Override a derived value per group or host instead."""
