@@ -1,7 +1,8 @@
 """No secret ever appears on a command line while the stack is verified.
 
 A command line is readable by every local user (`ps`, /proc/<pid>/cmdline); no_log hides only
-Ansible's own output. While verify.yml runs against the container, every process's command line
+Ansible's own output. (The probe token was once minted by a process given the JWT secret as an
+argument; it is now minted inside Ansible's own process.) While verify.yml runs against the container, every process's command line
 is sampled on the controller (which sees the container's processes too) and inside the
 container; none may hold any of the four secrets.
 """
@@ -55,9 +56,9 @@ def test_verify_puts_no_secret_on_any_command_line(host):
     assert run.rc == 0, run
     outside, inside = seen_outside["cmdlines"], seen_inside["cmdlines"]
     print(f"sampled {len(outside)} command lines outside, {len(inside)} inside the container")
-    # The sampling saw what ran: the canaries, the controller-side minting, the modules.
+    # The sampling saw what ran: the canaries, the playbook, the modules in the container.
     assert any(canary in c for c in outside) and any(f"{canary}-in" in c for c in inside)
-    assert any("mint_token" in c for c in outside)
+    assert any("ansible-playbook" in c and "verify.yml" in c for c in outside)
     assert any("AnsiballZ_notification_roundtrip" in c for c in inside)
     for name, value in SECRETS.items():
         assert [c for c in outside + inside if value in c] == [], f"{name} on a command line"
