@@ -8,13 +8,12 @@ the play through, it would fail to connect rather than change anything.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
+from helpers.ansible_run import ROOT, ansible_playbook
 
-ROOT = Path(__file__).resolve().parent.parent
 SECRETS = {
     "postgresql_db_password": "pg-password-0123456789",
     "redis_password": "redis-password-0123456789",
@@ -43,18 +42,9 @@ def inventory(tmp_path_factory) -> Path:
 def site(inventory: Path, *extra: str, secrets: dict[str, str] = SECRETS) -> str:
     """Run site.yml; return its whole output, asserting that it failed."""
     args = [f"-e{k}={v}" for k, v in secrets.items()]
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
-    run = subprocess.run(
-        ["ansible-playbook", "playbooks/site.yml", "-i", str(inventory), *args, *extra],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    out = run.stdout + run.stderr
-    assert run.returncode != 0, out[-3000:]
+    run = ansible_playbook("playbooks/site.yml", "-i", str(inventory), *args, *extra, timeout=120)
+    out = run.out
+    assert run.rc != 0, out[-3000:]
     # Only the preflight play ran: no role play started, no host was contacted.
     assert "PLAY [Ensure" not in out and "UNREACHABLE" not in out, out[-3000:]
     return out
@@ -69,6 +59,11 @@ def site(inventory: Path, *extra: str, secrets: dict[str, str] = SECRETS) -> str
         (["-e", '{"redis_port": "six"}'], "argument 'redis_port' is of type str"),
         (["-e", '{"wsnotify_allowed_origins": {"a": 1}}'], "wsnotify_allowed_origins"),
         (["-e", "redis_persistence=sometimes"], "redis_persistence"),
+        # Beyond types: the roles' own checks of their variables run before any host changes too.
+        (["-e", '{"nginx_site_ws_timeout": 20}'], "nginx_site_ws_timeout (20 s) must be longer"),
+        (["-e", "postgresql_db_password=short"], "postgresql_db_password must be at least 16"),
+        # The derived nginx value follows the service's: its timeout is checked against it.
+        (["-e", '{"wsnotify_ping_interval": 90}'], "nginx_site_ws_ping_interval (90 s)"),
     ],
 )
 def test_wrong_variable_fails_the_play_at_its_start_naming_it(inventory, extra, named):

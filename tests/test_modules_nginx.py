@@ -19,10 +19,10 @@ import sys
 import pytest
 import yaml
 from helpers.ansible_run import failed, ok, run_tasks, task
-from helpers.cmdlines import CmdlineWatch
 from helpers.moddocs import MODULES, documented_keys, key_paths, rendered, returns
 from helpers.nginx import running_nginx
 from helpers.ports import free_port
+from helpers.proc_sampler import CmdlineWatch
 
 from module_utils.wsnotify_jwt import mint_token
 
@@ -252,7 +252,7 @@ def test_the_cmdline_watch_catches_a_secret_argument(test_secrets):
             [sys.executable, "-c", "import time; time.sleep(0.2)", test_secrets.jwt_secret],
             check=True, timeout=10,
         )  # fmt: skip
-    assert watch.leaks and watch.leaks[0][1] == "jwt_secret"
+    assert watch.leaks and watch.leaks[0] == "jwt_secret"
     assert not any(test_secrets.jwt_secret in c for c in watch.seen)  # redacted
 
 

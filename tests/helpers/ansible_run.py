@@ -1,7 +1,10 @@
-"""Run tasks through ``ansible-playbook`` on localhost and get each task's result back as data.
+"""The one way tests run ``ansible-playbook``, in every test root (tests/, molecule/*/tests).
 
-One playbook run costs ~1-2 s, so tests group many tasks into one run (each with
-``ignore_errors: true``) and then assert on the results, looked up by task name.
+``ansible_playbook(*args)`` runs it from the project root with the project's ansible.cfg, roles,
+modules and collections, and returns its exit code and output. ``run_tasks(tasks, workdir)``
+builds a play on localhost from module calls and returns each task's result as data: one run
+costs ~1-2 s, so tests group many tasks into one run (each with ``ignore_errors: true``) and
+then assert on the results, looked up by task name.
 """
 
 from __future__ import annotations
@@ -19,13 +22,52 @@ CALLBACKS = Path(__file__).resolve().parent / "callback_plugins"
 TARGET_PYTHON = os.environ.get("TEST_TARGET_PYTHON", "/usr/bin/python3")
 
 
-class PlaybookRun:
-    """Results of one run: ``run[task name]`` is that task's recorded result dict."""
+class Run:
+    """One ansible-playbook run: ``rc``, ``stdout``, ``stderr`` and ``out`` (both)."""
 
-    def __init__(self, proc: subprocess.CompletedProcess, records: list[dict]) -> None:
-        self.returncode = proc.returncode
-        self.stdout = proc.stdout
-        self.stderr = proc.stderr
+    def __init__(self, rc: int, stdout: str, stderr: str) -> None:
+        self.rc = self.returncode = rc
+        self.stdout, self.stderr = stdout, stderr
+        self.out = stdout + stderr
+
+    def __repr__(self) -> str:  # shown by pytest when an assertion on a run fails
+        return f"rc={self.rc}\n{self.out[-6000:]}"
+
+
+def ansible_playbook(*args: str, env: dict[str, str] | None = None, timeout: int = 900) -> Run:
+    """``ansible-playbook *args`` from the project root, with its ansible.cfg and paths.
+
+    ``env`` adds to (or overrides) the environment; colour is off so tests can search the output.
+    """
+    run_env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+        ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
+        ANSIBLE_LIBRARY=str(ROOT / "library"),
+        ANSIBLE_MODULE_UTILS=str(ROOT / "module_utils"),
+        ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".collections"),
+        ANSIBLE_FORCE_COLOR="0",
+        ANSIBLE_NOCOLOR="1",
+        PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    )
+    run_env.update(env or {})
+    proc = subprocess.run(
+        [str(PLAYBOOK), *args],
+        cwd=ROOT,
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+class PlaybookRun(Run):
+    """Results of one run of ``run_tasks``: ``run[task name]`` is that task's recorded result."""
+
+    def __init__(self, run: Run, records: list[dict]) -> None:
+        super().__init__(run.rc, run.stdout, run.stderr)
         self.records = records
         self.by_name = {r["task"]: r for r in records}
 
@@ -68,26 +110,23 @@ def run_tasks(
     playbook = workdir / "playbook.yml"
     playbook.write_text(json.dumps(play, indent=1))  # JSON is YAML
     results = workdir / "results.json"
-    env = dict(os.environ)
-    env.update(
-        ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS),
-        ANSIBLE_CALLBACKS_ENABLED="record_results",
-        RECORD_RESULTS_FILE=str(results),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_LOCAL_TEMP=str(workdir / "ansible-tmp"),
-        ANSIBLE_REMOTE_TEMP=str(workdir / "ansible-remote-tmp"),
-        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
-    )
-    cmd = [str(PLAYBOOK), "-i", "localhost,", "-c", "local", str(playbook), *(extra_args or [])]
+    env = {
+        "ANSIBLE_CALLBACK_PLUGINS": str(CALLBACKS),
+        "ANSIBLE_CALLBACKS_ENABLED": "record_results",
+        "RECORD_RESULTS_FILE": str(results),
+        "ANSIBLE_LOCAL_TEMP": str(workdir / "ansible-tmp"),
+        "ANSIBLE_REMOTE_TEMP": str(workdir / "ansible-remote-tmp"),
+    }
+    args = ["-i", "localhost,", "-c", "local", str(playbook), *(extra_args or [])]
     if extra_vars:
         vars_file = workdir / "extra-vars.json"
         vars_file.write_text(json.dumps(extra_vars))
         vars_file.chmod(0o600)
-        cmd += ["-e", f"@{vars_file}"]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        args += ["-e", f"@{vars_file}"]
+    run = ansible_playbook(*args, env=env, timeout=300)
     if not results.exists():
-        raise RuntimeError(f"ansible-playbook recorded nothing:\n{proc.stdout}\n{proc.stderr}")
-    return PlaybookRun(proc, json.loads(results.read_text()))
+        raise RuntimeError(f"ansible-playbook recorded nothing:\n{run.out}")
+    return PlaybookRun(run, json.loads(results.read_text()))
 
 
 def _expect(run, name: str, status: str) -> dict:

@@ -21,12 +21,17 @@ def assert_serving():
     assert run.rc == 0, run
 
 
+def assert_failed_saying(run, test: str, needle: str) -> None:
+    """The run failed and says needle to the operator (the line is kept for the report)."""
+    assert run.rc != 0, run
+    assert needle in run.out, run
+    record(test, run.out, needle)
+
+
 def test_1_missing_required_variable_stops_before_any_restart(host):
     pid = main_pid(host)
     run = playbook("site.yml", "-e", "wsnotify_jwt_secret=")
-    assert run.rc != 0, run
-    assert "JWT_SECRET is missing" in run.out, run
-    record("1 missing variable", run.out, "JWT_SECRET is missing")
+    assert_failed_saying(run, "1 missing variable", "JWT_SECRET is missing")
     assert "nothing was restarted" in run.out, run
     assert main_pid(host) == pid  # the running service was never touched
     live = host.file("/etc/wsnotify/wsnotify.env").content_string
@@ -37,9 +42,7 @@ def test_1_missing_required_variable_stops_before_any_restart(host):
 def test_2_sites_enabled_link_removed_by_hand_is_named_then_restored(host):
     host.check_output("rm /etc/nginx/sites-enabled/wsnotify && systemctl reload nginx")
     run = playbook("verify.yml")
-    assert run.rc != 0, run
-    assert "/etc/nginx/sites-enabled/wsnotify is missing" in run.out, run
-    record("2 link removed", run.out, "/etc/nginx/sites-enabled/wsnotify is missing")
+    assert_failed_saying(run, "2 link removed", "/etc/nginx/sites-enabled/wsnotify is missing")
     run = playbook("site.yml")
     assert run.rc == 0, run
     assert host.file("/etc/nginx/sites-enabled/wsnotify").is_symlink
@@ -49,10 +52,8 @@ def test_2_sites_enabled_link_removed_by_hand_is_named_then_restored(host):
 def test_3a_stopped_service_is_named_with_its_port_and_unit(host):
     host.check_output("systemctl stop wsnotify")
     run = playbook("verify.yml")
-    assert run.rc != 0, run
-    assert "127.0.0.1:3002" in run.out, run
+    assert_failed_saying(run, "3a service stopped", "127.0.0.1:3002")
     assert "wsnotify" in run.out and "systemctl status wsnotify" in run.out, run
-    record("3a service stopped", run.out, "127.0.0.1:3002")
     assert playbook("site.yml").rc == 0
     assert_serving()
 
@@ -65,11 +66,11 @@ def test_3b_port_taken_by_another_process_is_named(host):
     )
     try:
         run = playbook("verify.yml")
-        assert run.rc != 0, run
+        assert_failed_saying(
+            run, "3b port taken", "another program holds the port instead of wsnotify"
+        )
         assert "127.0.0.1:3002" in run.out, run
-        assert "another program holds the port instead of wsnotify" in run.out, run
         assert "systemctl status wsnotify" in run.out, run
-        record("3b port taken", run.out, "another program holds the port")
     finally:
         host.run("systemctl stop squatter")
     assert playbook("site.yml").rc == 0
@@ -79,9 +80,8 @@ def test_3b_port_taken_by_another_process_is_named(host):
 def test_4_invalid_nginx_directive_is_never_activated(host):
     before = host.file("/etc/nginx/sites-available/wsnotify").content_string
     run = playbook("site.yml", "-e", '{"nginx_site_extra_directives": ["no_such_directive on;"]}')
-    assert run.rc != 0, run
-    assert 'unknown directive "no_such_directive"' in run.out, run
-    record("4 invalid directive", run.out, "nginx rejected")
+    assert_failed_saying(run, "4 invalid directive", 'unknown directive "no_such_directive"')
+    assert "nginx rejected" in run.out, run
     assert host.file("/etc/nginx/sites-available/wsnotify").content_string == before
     assert host.run("nginx -t").rc == 0
     assert_serving()
@@ -98,9 +98,7 @@ def test_5_release_failing_verification_is_rolled_back(host):
         run = playbook("site.yml", "-e", f"wsnotify_source_dir={broken}")
     finally:
         shutil.rmtree(broken.parent)
-    assert run.rc != 0, run
-    assert "rolled back to the previous release" in run.out, run
+    assert_failed_saying(run, "5 failing release", "rolled back to the previous release")
     assert "welcome" in run.out, run
-    record("5 failing release", run.out, "rolled back to the previous release")
     assert host.file("/opt/wsnotify/current").linked_to == before
     assert_serving()

@@ -5,12 +5,17 @@ port and headers they received, which proves what nginx proxied and how.
 """
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+SCENARIO = Path(__file__).resolve().parents[1]
+ROOT = SCENARIO.parents[3]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from helpers.ansible_run import ansible_playbook  # noqa: E402
 
 CONTAINER = "molecule-nginx-site"
 testinfra_hosts = [f"podman://{CONTAINER}"]
@@ -19,8 +24,6 @@ SITE = "/etc/nginx/sites-available/wsnotify"
 LINK = "/etc/nginx/sites-enabled/wsnotify"
 CERT = "/etc/nginx/tls/wsnotify.crt"
 KEY = "/etc/nginx/tls/wsnotify.key"
-SCENARIO = Path(__file__).resolve().parents[1]
-ROOT = SCENARIO.parents[3]
 # Trusting the site's own certificate checks its SAN as well as the chain.
 CURL = f"curl -sS --max-time 5 --cacert {CERT} --resolve localhost:443:127.0.0.1"
 
@@ -33,25 +36,13 @@ def curl_json(host, args):
 
 def run_converge(*args):
     """Run converge.yml from the controller against the container, as an operator would."""
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
-        ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".collections"),
-        ANSIBLE_FORCE_COLOR="0",
-    )
-    cmd = [
-        str(Path(sys.executable).parent / "ansible-playbook"),
-        "-i",
-        f"{CONTAINER},",
-        "-c",
-        "containers.podman.podman",
-        "-e",
-        "ansible_python_interpreter=/usr/bin/python3",
+    return ansible_playbook(
+        *("-i", f"{CONTAINER},", "-c", "containers.podman.podman"),
+        *("-e", "ansible_python_interpreter=/usr/bin/python3"),
         str(SCENARIO / "converge.yml"),
         *args,
-    ]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
+        timeout=300,
+    )
 
 
 def flat(text):
@@ -159,6 +150,20 @@ def test_extra_directives_reach_the_server_block(host):
     assert "x-site-extra: from nginx_site_extra_directives" in out.stdout.lower(), out.stdout
 
 
+def rejected(host, change):
+    """Run a change nginx must reject: it fails, and files and nginx's workers stay as they were."""
+    before, workers = snapshot(host), worker_pids(host)
+    result = change()
+    assert result.returncode != 0, result.stdout
+    assert snapshot(host) == before  # same files, same contents, no backup left behind
+    assert worker_pids(host) == workers, "nginx was reloaded after a rejected change"
+    return result
+
+
+def converge_with(extra_vars):
+    return run_converge("--skip-tags", "test-setup", "-e", json.dumps(extra_vars))
+
+
 def test_check_mode_on_the_converged_host_reports_no_change():
     result = run_converge("--check", "--diff")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -166,46 +171,28 @@ def test_check_mode_on_the_converged_host_reports_no_change():
 
 
 def test_invalid_directive_is_rejected_restored_and_nginx_keeps_serving(host):
-    before, workers = snapshot(host), worker_pids(host)
-    result = run_converge(
-        "--skip-tags",
-        "test-setup",
-        "-e",
-        '{"nginx_site_extra_directives": ["bogus_directive on;"]}',
+    result = rejected(
+        host, lambda: converge_with({"nginx_site_extra_directives": ["bogus_directive on;"]})
     )
-    assert result.returncode != 0, result.stdout
     assert "nginx rejected the new configuration of site wsnotify" in flat(result.stdout)
     assert 'unknown directive "bogus_directive"' in flat(result.stdout), result.stdout
-    # Same files with the same contents, no backup left behind, and no reload.
-    assert snapshot(host) == before
-    assert worker_pids(host) == workers, "nginx was reloaded after a rejected change"
     assert "bogus_directive" not in host.run("nginx -T").stdout
     assert curl_json(host, "https://localhost/healthz")["path"] == "/healthz"
 
 
 def test_rejected_new_site_is_removed_with_its_link(host):
-    before, workers = snapshot(host), worker_pids(host)
-    result = run_converge(
-        "--skip-tags",
-        "test-setup",
-        "-e",
-        json.dumps(
-            {
-                "nginx_site_name": "broken",
-                "nginx_site_tls_source": "files",
-                "nginx_site_tls_certificate_path": CERT,
-                "nginx_site_tls_key_path": KEY,
-                "nginx_site_extra_directives": ["bogus_directive on;"],
-            }
-        ),
-    )
-    assert result.returncode != 0, result.stdout
+    broken = {
+        "nginx_site_name": "broken",
+        "nginx_site_tls_source": "files",
+        "nginx_site_tls_certificate_path": CERT,
+        "nginx_site_tls_key_path": KEY,
+        "nginx_site_extra_directives": ["bogus_directive on;"],
+    }
+    result = rejected(host, lambda: converge_with(broken))
     assert "nginx rejected the new configuration of site broken" in flat(result.stdout)
     # test -e follows links: a dangling link must be caught too.
     assert host.run("test -e /etc/nginx/sites-available/broken").rc == 1
     assert host.run("test -L /etc/nginx/sites-enabled/broken").rc == 1
-    assert snapshot(host) == before
-    assert worker_pids(host) == workers, "nginx was reloaded after a rejected change"
     assert host.run("nginx -t").rc == 0
     assert curl_json(host, "https://localhost/healthz")["path"] == "/healthz"
 
@@ -246,13 +233,9 @@ def test_provided_key_is_validated_never_logged_and_served(host, tmp_path):
     key_line = key_a.splitlines()[5]  # any line of a key's base64 body identifies it
 
     # A key that does not belong to the certificate: nginx -t refuses, the old pair comes back.
-    before, workers = snapshot(host), worker_pids(host)
-    result = provide_pair(tmp_path, crt_a, key_b)
-    assert result.returncode != 0, result.stdout
+    result = rejected(host, lambda: provide_pair(tmp_path, crt_a, key_b))
     assert "key values mismatch" in flat(result.stdout), result.stdout
     assert key_b.splitlines()[5] not in result.stdout + result.stderr
-    assert snapshot(host) == before
-    assert worker_pids(host) == workers, "nginx was reloaded after a rejected change"
 
     # The matching pair: accepted, reloaded, served, and the key is root-only.
     result = provide_pair(tmp_path, crt_a, key_a)
