@@ -17,18 +17,8 @@ HTTP_PORT=${WSNOTIFY_LOCAL_HTTP_PORT:-8080}
 # inventories/local/hosts.yml reads the same variable, so ansible-playbook alone follows it.
 SSH_PORT=${WSNOTIFY_LOCAL_SSH_PORT:-2222}
 SECRETS=inventories/local/group_vars/all/secrets.yml
-# The deploy key and the master connections' sockets; the inventory names the same paths.
-SSH_DIR="$CACHE/ssh"
-SSH_KEY="$SSH_DIR/id_ed25519"
-
-command -v ssh-keygen >/dev/null && command -v ssh >/dev/null \
-  || die "ssh and ssh-keygen are missing: apt-get install openssh-client, then re-run"
-mkdir -p "$SSH_DIR" && chmod 700 "$SSH_DIR"
-if [ ! -f "$SSH_KEY" ]; then
-  say "generating the local deploy key $SSH_KEY (git-ignored, this machine only)"
-  ssh-keygen -q -t ed25519 -N '' -C "wsnotify-local deploy key" -f "$SSH_KEY"
-fi
-chmod 600 "$SSH_KEY"
+# The deploy key and the master connections' sockets ($SSH_DIR); the inventory names the same paths.
+ensure_ssh_key
 
 # Same options as the inventory, so the master connection opened here is the one Ansible reuses.
 ssh_local() {
