@@ -58,6 +58,21 @@ ensure_ssh_key() {
   chmod 600 "$SSH_KEY"
 }
 
+# Downloaded .debs, kept on this machine so each package is fetched once. apt locks the archive
+# directory it downloads into, so every container gets its own (APT_CACHE/hosts/<name>), seeded
+# with hard links to the pool (APT_CACHE/*.deb) and harvested back into it afterwards.
+APT_CACHE="$CACHE/apt-archives"
+apt_cache_for() {  # container name -> prints its archive directory, seeded from the pool
+  local dir="$APT_CACHE/hosts/$1"
+  mkdir -p "$dir/partial"
+  find "$APT_CACHE" -maxdepth 1 -name '*.deb' -exec cp -l -n -t "$dir" {} +
+  echo "$dir"
+}
+apt_cache_harvest() {  # every container's complete downloads back into the pool
+  mkdir -p "$APT_CACHE/hosts"
+  find "$APT_CACHE/hosts" -mindepth 2 -maxdepth 2 -name '*.deb' -exec cp -l -n -t "$APT_CACHE" {} +
+}
+
 require_root() {
   [ "$(id -u)" = 0 ] || die "run this as root (it installs Debian packages and runs podman containers); try: sudo $0"
 }

@@ -19,8 +19,19 @@ for suite in $SUPPORTED_SUITES; do
   export "WSNOTIFY_IMAGE_${suite^^}=$(bash scripts/image.sh "$suite")"
 done
 export WSNOTIFY_ROOT="$ROOT"
-export WSNOTIFY_APT_CACHE="$CACHE/apt-archives"
-mkdir -p "$WSNOTIFY_APT_CACHE/partial"
+# Each platform mounts a download directory of its own, ${WSNOTIFY_APT_CACHE}/<its name>
+# (apt_cache_for in lib.sh seeds it before the scenario).
+export WSNOTIFY_APT_CACHE="$APT_CACHE/hosts"
+
+apt_dirs() {  # molecule.yml -> the WSNOTIFY_APT_CACHE directories its platforms mount
+  python - "$1" <<'PY'
+import sys, yaml
+for platform in yaml.safe_load(open(sys.argv[1]))["platforms"]:
+    for volume in platform.get("volumes", []):
+        if volume.startswith("${WSNOTIFY_APT_CACHE}/"):
+            print(volume.split(":")[0].removeprefix("${WSNOTIFY_APT_CACHE}/"))
+PY
+}
 
 run_one() {  # suite dir scenario
   local suite=$1 dir=$2 scenario=$3 start rc image_var
@@ -28,10 +39,12 @@ run_one() {  # suite dir scenario
   [ -n "${!image_var:-}" ] || image_repo "$suite" >/dev/null  # names the supported suites
   start=$(date +%s)
   say "molecule test: $dir ($scenario) on Debian $suite"
+  for name in $(apt_dirs "$dir/molecule/$scenario/molecule.yml"); do apt_cache_for "$name" >/dev/null; done
   set +e
   (cd "$dir" && WSNOTIFY_SUITE=$suite WSNOTIFY_IMAGE=${!image_var} molecule test -s "$scenario")
   rc=$?
   set -e
+  apt_cache_harvest
   echo "molecule: $dir/$scenario on $suite rc=$rc in $(( $(date +%s) - start )) s" | tee -a "$CACHE/molecule-times.log"
   return $rc
 }

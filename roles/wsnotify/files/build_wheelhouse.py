@@ -46,8 +46,12 @@ def release_id(source: Path) -> tuple[str, str]:
     version = tomllib.loads((source / "pyproject.toml").read_text())["project"]["version"]
     digest = hashlib.sha256()
     inputs = [source / "pyproject.toml", source / "requirements.lock"]
+    # Build debris (bytecode, the egg-info a wheel build leaves in src/) is not an input.
     inputs += sorted(
-        p for p in (source / "src").rglob("*") if p.is_file() and "__pycache__" not in p.parts
+        p
+        for p in (source / "src").rglob("*")
+        if p.is_file()
+        and not any(part == "__pycache__" or part.endswith(".egg-info") for part in p.parts)
     )
     for path in inputs:
         digest.update(str(path.relative_to(source)).encode() + b"\0" + path.read_bytes() + b"\0")
