@@ -110,7 +110,7 @@ def download_dependencies(source: Path, abi: str, out: Path) -> None:
             raise Unservable(
                 f"no wheel of {', '.join(missing)} (pinned in service/requirements.lock) for "
                 f"target ABI {abi}: that host's Python or platform cannot run this release "
-                "(the lock serves CPython 3.11 to 3.14 on glibc x86_64 and aarch64)"
+                "(pin versions that publish wheels for it, or deploy to a supported host)"
             )
         raise RuntimeError(f"pip download for {abi} failed: {proc.stderr.strip()[-2000:]}")
 
