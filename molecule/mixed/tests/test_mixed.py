@@ -91,8 +91,10 @@ def test_an_unsupported_release_is_named_and_no_host_changes():
     saved = {path: h.file(path).content_string for path in files}
     try:
         # What a Debian 11 host reports (its files as bullseye ships them).
+        # (Ansible reads the codename from PRETTY_NAME, the point release from debian_version.)
         h.check_output("sed -i 's/^VERSION_ID=.*/VERSION_ID=\"11\"/; s/^VERSION=.*/VERSION=\"11 "
-                       "(bullseye)\"/; s/^VERSION_CODENAME=.*/VERSION_CODENAME=bullseye/' "
+                       "(bullseye)\"/; s/^VERSION_CODENAME=.*/VERSION_CODENAME=bullseye/; "
+                       "s/^PRETTY_NAME=.*/PRETTY_NAME=\"Debian GNU\\/Linux 11 (bullseye)\"/' "
                        "/etc/os-release && echo 11.11 > /etc/debian_version")  # fmt: skip
         run = playbook("site.yml")
     finally:
