@@ -5,6 +5,7 @@
 # persistent master connection): a module call costs far less than over `podman exec`.
 #   scripts/deploy-local.sh [extra ansible-playbook args]
 #   WSNOTIFY_LOCAL_RECREATE=1 scripts/deploy-local.sh   start from a bare container
+#   WSNOTIFY_LOCAL_SUITE=bookworm scripts/deploy-local.sh   Debian 12 instead of 13 (recreates it)
 #   WSNOTIFY_LOCAL_{HTTPS,HTTP,SSH}_PORT=...            other host ports (127.0.0.1 only)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -12,23 +13,14 @@ require_root
 bash scripts/setup.sh
 
 NAME=wsnotify-local
+SUITE=${WSNOTIFY_LOCAL_SUITE:-$DEFAULT_SUITE}
 HTTPS_PORT=${WSNOTIFY_LOCAL_HTTPS_PORT:-8443}
 HTTP_PORT=${WSNOTIFY_LOCAL_HTTP_PORT:-8080}
 # inventories/local/hosts.yml reads the same variable, so ansible-playbook alone follows it.
 SSH_PORT=${WSNOTIFY_LOCAL_SSH_PORT:-2222}
 SECRETS=inventories/local/group_vars/all/secrets.yml
-# The deploy key and the master connections' sockets; the inventory names the same paths.
-SSH_DIR="$CACHE/ssh"
-SSH_KEY="$SSH_DIR/id_ed25519"
-
-command -v ssh-keygen >/dev/null && command -v ssh >/dev/null \
-  || die "ssh and ssh-keygen are missing: apt-get install openssh-client, then re-run"
-mkdir -p "$SSH_DIR" && chmod 700 "$SSH_DIR"
-if [ ! -f "$SSH_KEY" ]; then
-  say "generating the local deploy key $SSH_KEY (git-ignored, this machine only)"
-  ssh-keygen -q -t ed25519 -N '' -C "wsnotify-local deploy key" -f "$SSH_KEY"
-fi
-chmod 600 "$SSH_KEY"
+# The deploy key and the master connections' sockets ($SSH_DIR); the inventory names the same paths.
+ensure_ssh_key
 
 # Same options as the inventory, so the master connection opened here is the one Ansible reuses.
 ssh_local() {
@@ -44,7 +36,7 @@ remove_container() {
 }
 
 hold_containers_lock
-IMAGE=$(bash scripts/image.sh)
+IMAGE=$(bash scripts/image.sh "$SUITE")
 # A container made before SSH access (or with other ports) cannot be reached as the inventory
 # says; nothing in it outlives a deploy, so it is replaced rather than patched.
 want_ports=$(printf '%s\n' "127.0.0.1:$SSH_PORT->22/tcp" "127.0.0.1:$HTTPS_PORT->443/tcp" \
@@ -55,24 +47,26 @@ elif podman container exists "$NAME"; then
   have_ports=$(podman inspect -f \
     '{{range $p, $b := .HostConfig.PortBindings}}{{range $b}}{{.HostIP}}:{{.HostPort}}->{{$p}}{{"\n"}}{{end}}{{end}}' \
     "$NAME" | sed '/^$/d' | sort)
+  have_image=$(podman inspect -f '{{.ImageName}}' "$NAME")
   if [ "$have_ports" != "$want_ports" ]; then
     say "container $NAME publishes [$(echo $have_ports)], this deploy needs [$(echo $want_ports)]" \
       "(it predates SSH access, or a port was overridden): recreating it; it holds nothing a deploy does not recreate"
     remove_container
+  elif [ "$have_image" != "$IMAGE" ]; then
+    say "container $NAME runs $have_image, this deploy targets $IMAGE (Debian $SUITE):" \
+      "recreating it; it holds nothing a deploy does not recreate"
+    remove_container
   fi
 fi
 if ! podman container exists "$NAME"; then
-  say "creating container $NAME from $IMAGE (https on 127.0.0.1:$HTTPS_PORT, ssh on 127.0.0.1:$SSH_PORT)"
-  # Its own download cache: apt locks the directory, and Molecule's containers running at the
-  # same time share theirs (a shared one failed this deploy: "Could not get lock"). Seeded with
-  # hard links to what they already fetched (apt moves only complete .debs there).
-  mkdir -p "$CACHE/apt-archives" "$CACHE/apt-archives-local/partial"
-  find "$CACHE/apt-archives" -maxdepth 1 -name '*.deb' -exec cp -l -n -t "$CACHE/apt-archives-local" {} +
+  say "creating container $NAME from $IMAGE, Debian $SUITE (https on 127.0.0.1:$HTTPS_PORT, ssh on 127.0.0.1:$SSH_PORT)"
+  # Its own download directory, seeded from what other containers fetched (lib.sh).
+  apt_archives=$(apt_cache_for "$NAME")
   # 8>&-: the container's conmon outlives this script and would hold the machine-wide lock
   # (descriptor 8, see lib.sh) for as long as the container runs, blocking every other run.
   podman run -d --name "$NAME" --hostname "$NAME" --systemd=always \
     -p "127.0.0.1:$HTTPS_PORT:443" -p "127.0.0.1:$HTTP_PORT:80" -p "127.0.0.1:$SSH_PORT:22" \
-    -v "$CACHE/apt-archives-local:/var/cache/apt/archives" \
+    -v "$apt_archives:/var/cache/apt/archives" \
     "$IMAGE" /sbin/init >/dev/null 8>&-
 fi
 [ "$(podman inspect -f '{{.State.Running}}' "$NAME")" = true ] || podman start "$NAME" >/dev/null 8>&-
@@ -104,11 +98,12 @@ fi
 
 start=$(date +%s.%N)
 ansible-playbook playbooks/site.yml "$@"
+apt_cache_harvest
 # bench/deploy_timings.py reads this line: the playbook's own time, without set-up or lock waits.
 say "deployed to $NAME in $(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }') s"
 cat <<MSG
 
-The stack runs in the container $NAME (the verification summary is printed above):
+The stack runs in the container $NAME, Debian $SUITE (the verification summary is printed above):
   WebSocket:    wss://127.0.0.1:$HTTPS_PORT/ws          (self-signed certificate for localhost and 127.0.0.1)
   API:          https://127.0.0.1:$HTTPS_PORT/api/user/notifications
   certificate:  podman exec $NAME cat /etc/nginx/tls/wsnotify.crt > wsnotify.crt

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Build the Debian 12 systemd base image that every test container and the local deploy target
-# run, unless an image built from this exact recipe already exists. The tag is a hash of this
-# file, so editing the recipe is what triggers a rebuild. Prints the image reference last.
+# Build the Debian systemd base image that every test container and the local deploy target run,
+# unless an image built from this exact recipe already exists. The tag is a hash of this file and
+# the suite, so editing the recipe is what triggers a rebuild. Prints the image reference last.
+#   scripts/image.sh [SUITE]     trixie (Debian 13, the default) or bookworm (Debian 12)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 require_root
+
+SUITE=${1:-$DEFAULT_SUITE}
+IMAGE_REPO=$(image_repo "$SUITE")
 
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SECURITY_MIRROR=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
@@ -15,7 +19,7 @@ SECURITY_MIRROR=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 # authorized key (Molecule's, reached with the podman connection) just run an idle sshd.
 INCLUDE=systemd,systemd-sysv,dbus,iproute2,python3,python3-apt,ca-certificates,procps,openssh-server
 
-tag=$( { sed -n '/^MIRROR=/,$p' "$0"; echo "$MIRROR"; } | sha256sum | cut -c1-12)
+tag=$( { sed -n '/^MIRROR=/,$p' "$0"; echo "$MIRROR $SUITE"; } | sha256sum | cut -c1-12)
 IMAGE="$IMAGE_REPO:$tag"
 
 if podman image exists "$IMAGE"; then
@@ -32,16 +36,27 @@ if podman image exists "$IMAGE"; then
   exit 0
 fi
 
-say "building $IMAGE with debootstrap (about a minute, once per recipe)" >&2
+say "building $IMAGE (Debian $SUITE) with debootstrap (about a minute, once per recipe)" >&2
 start=$(date +%s)
 root=$(mktemp -d "$CACHE/rootfs.XXXXXX")
 trap 'rm -rf "$root"' EXIT
-debootstrap --variant=minbase --include="$INCLUDE" bookworm "$root" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1 \
-  || die "debootstrap failed (see $CACHE/debootstrap.log); is $MIRROR reachable?"
-cat >"$root/etc/apt/sources.list" <<SRC
-deb $MIRROR bookworm main
-deb $MIRROR bookworm-updates main
-deb $SECURITY_MIRROR bookworm-security main
+log="$CACHE/debootstrap-$SUITE.log"
+debootstrap --variant=minbase --include="$INCLUDE" "$SUITE" "$root" "$MIRROR" >"$log" 2>&1 \
+  || die "debootstrap of $SUITE failed (see $log); is $MIRROR reachable?"
+# deb822 sources, as a Debian 13 install writes them (Debian 12's APT reads them too).
+rm -f "$root/etc/apt/sources.list"
+cat >"$root/etc/apt/sources.list.d/debian.sources" <<SRC
+Types: deb
+URIs: $MIRROR
+Suites: $SUITE $SUITE-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: $SECURITY_MIRROR
+Suites: $SUITE-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
 # Keep the image small and let containers start clean; machine-id is made on first boot.
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*

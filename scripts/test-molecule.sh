@@ -1,33 +1,56 @@
 #!/usr/bin/env bash
-# Run Molecule scenarios on the local systemd base image.
-#   scripts/test-molecule.sh                 every scenario (each role's, then the full stack's)
+# Run Molecule scenarios on the local systemd base images.
+#   scripts/test-molecule.sh                 every scenario: each role's on Debian 13, the full stack
+#                                            on Debian 13 and on Debian 12, the top-level others on 13
 #   scripts/test-molecule.sh roles/redis     one role's default scenario
 #   scripts/test-molecule.sh . default       a top-level scenario (molecule/<name>)
+#   WSNOTIFY_SUITE=bookworm scripts/test-molecule.sh . default    the same on Debian 12
 # Prints one line of timing per scenario; exits non-zero if any scenario failed.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 require_root
 
 hold_containers_lock
-WSNOTIFY_IMAGE=$(bash scripts/image.sh)
-export WSNOTIFY_IMAGE WSNOTIFY_ROOT="$ROOT"
-export WSNOTIFY_APT_CACHE="$CACHE/apt-archives"
-mkdir -p "$WSNOTIFY_APT_CACHE/partial"
+# Molecule reaches its containers over SSH through scripts/container-sshd.sh (.config/molecule).
+ensure_ssh_key
+# Every suite's image, for scenarios that mix them (WSNOTIFY_IMAGE_<SUITE>); WSNOTIFY_IMAGE is
+# the one under test.
+for suite in $SUPPORTED_SUITES; do
+  export "WSNOTIFY_IMAGE_${suite^^}=$(bash scripts/image.sh "$suite")"
+done
+export WSNOTIFY_ROOT="$ROOT"
+# Each platform mounts a download directory of its own, ${WSNOTIFY_APT_CACHE}/<its name>
+# (apt_cache_for in lib.sh seeds it before the scenario).
+export WSNOTIFY_APT_CACHE="$APT_CACHE/hosts"
 
-run_one() {  # dir scenario
-  local dir=$1 scenario=$2 start rc
+apt_dirs() {  # molecule.yml -> the WSNOTIFY_APT_CACHE directories its platforms mount
+  python - "$1" <<'PY'
+import sys, yaml
+for platform in yaml.safe_load(open(sys.argv[1]))["platforms"]:
+    for volume in platform.get("volumes", []):
+        if volume.startswith("${WSNOTIFY_APT_CACHE}/"):
+            print(volume.split(":")[0].removeprefix("${WSNOTIFY_APT_CACHE}/"))
+PY
+}
+
+run_one() {  # suite dir scenario
+  local suite=$1 dir=$2 scenario=$3 start rc image_var
+  image_var="WSNOTIFY_IMAGE_${suite^^}"
+  [ -n "${!image_var:-}" ] || image_repo "$suite" >/dev/null  # names the supported suites
   start=$(date +%s)
-  say "molecule test: $dir ($scenario)"
+  say "molecule test: $dir ($scenario) on Debian $suite"
+  for name in $(apt_dirs "$dir/molecule/$scenario/molecule.yml"); do apt_cache_for "$name" >/dev/null; done
   set +e
-  (cd "$dir" && molecule test -s "$scenario")
+  (cd "$dir" && WSNOTIFY_SUITE=$suite WSNOTIFY_IMAGE=${!image_var} molecule test -s "$scenario")
   rc=$?
   set -e
-  echo "molecule: $dir/$scenario rc=$rc in $(( $(date +%s) - start )) s" | tee -a "$CACHE/molecule-times.log"
+  apt_cache_harvest
+  echo "molecule: $dir/$scenario on $suite rc=$rc in $(( $(date +%s) - start )) s" | tee -a "$CACHE/molecule-times.log"
   return $rc
 }
 
 if [ $# -ge 1 ]; then
-  run_one "$1" "${2:-default}"
+  run_one "${WSNOTIFY_SUITE:-$DEFAULT_SUITE}" "$1" "${2:-default}"
   exit
 fi
 
@@ -35,11 +58,17 @@ failed=()
 for dir in roles/*/; do
   dir=${dir%/}
   [ -d "$dir/molecule/default" ] || continue
-  run_one "$dir" default || failed+=("$dir")
+  run_one "$DEFAULT_SUITE" "$dir" default || failed+=("$dir")
 done
 for scenario_dir in molecule/*/; do
   [ -f "$scenario_dir/molecule.yml" ] || continue
-  run_one . "$(basename "$scenario_dir")" || failed+=("$scenario_dir")
+  scenario=$(basename "$scenario_dir")
+  suites=$DEFAULT_SUITE
+  # The full stack, with the old outage's regressions, on every supported suite.
+  [ "$scenario" = default ] && suites=$SUPPORTED_SUITES
+  for suite in $suites; do
+    run_one "$suite" . "$scenario" || failed+=("$scenario_dir on $suite")
+  done
 done
 if [ ${#failed[@]} -gt 0 ]; then
   echo "molecule: FAILED scenarios: ${failed[*]}" >&2

@@ -3,6 +3,7 @@
 import re
 
 from conftest import HOST, playbook
+from helpers.platforms import role_values
 
 testinfra_hosts = [f"podman://{HOST}"]
 
@@ -23,6 +24,9 @@ def test_release_layout_current_points_at_an_installed_release(host):
     current = host.file("/opt/wsnotify/current")
     assert current.is_symlink
     assert current.linked_to.startswith("/opt/wsnotify/releases/")
+    # Built for this host's own Python, never the controller's: the ABI ends the release id.
+    python = host.check_output("python3 -c 'import sys; print(\"%d%d\" % sys.version_info[:2])'")
+    assert re.search(rf"-cp{python}-manylinux_2_\d+_x86_64$", current.linked_to), current.linked_to
     assert host.file(f"{current.linked_to}/venv/.installed").exists
 
 
@@ -34,7 +38,11 @@ def test_site_is_linked_into_sites_enabled_and_default_removed(host):
 
 
 def test_services_run_and_listen_where_expected(host):
-    for unit in ("wsnotify", "nginx", "redis-server", "postgresql@15-main"):
+    redis_unit = {"redis": "redis-server", "valkey": "valkey-server"}[
+        role_values("redis")["__redis_distribution_engines"][0]
+    ]
+    postgresql_unit = f"postgresql@{role_values('postgresql')['__postgresql_version']}-main"
+    for unit in ("wsnotify", "nginx", redis_unit, postgresql_unit):
         service = host.service(unit)
         assert service.is_running and service.is_enabled, unit
     assert host.socket("tcp://127.0.0.1:3002").is_listening

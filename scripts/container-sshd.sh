@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# ssh ProxyCommand for test containers: runs sshd in inetd mode (-i) inside the container named
+# $1 over `podman exec`, after authorizing the project-local key. Ansible then speaks ordinary
+# SSH to it, with pipelining and a persistent master connection: a module call costs a fraction
+# of the several `podman exec` calls the podman connection makes for each one. No port is
+# published, so nothing collides between scenarios and nothing listens on this machine.
+# The sessions get Debian's default umask (022), not the 077 the key is written with.
+#   ssh -o ProxyCommand="scripts/container-sshd.sh %h" root@<container>
+set -euo pipefail
+source "$(dirname "$0")/lib.sh" >/dev/null
+key=$(cat "$CACHE/ssh/id_ed25519.pub")
+exec podman exec -i -e "WSNOTIFY_KEY=$key" "$1" sh -c \
+  '(umask 077; mkdir -p /root/.ssh; printf "%s\n" "$WSNOTIFY_KEY" >/root/.ssh/authorized_keys)
+   umask 022; exec /usr/sbin/sshd -i'
