@@ -229,6 +229,12 @@ def test_websocket_timeouts_outlast_the_ping_interval(host):
     assert "proxy_send_timeout 75s;" in conf
 
 
+def test_per_connection_buffers_are_sized_for_small_frames(host):
+    conf = host.run("nginx -T").stdout
+    assert directive(conf, "ssl_buffer_size") == "4k"
+    assert directive(conf, "proxy_buffer_size") == "1k"
+
+
 @pytest.mark.parametrize("path", ["/api/user/notifications", "/healthz"])
 def test_api_and_health_are_proxied_with_keepalive(host, path):
     echo = curl_json(host, f"https://localhost{path}")
