@@ -205,6 +205,14 @@ messages:
   type: list
   elements: raw
   sample: [{"type": "welcome", "user_id": "42"}]
+at_capacity:
+  description: Whether the answer was the stack's clean refusal above capacity - nginx's 503 with
+    C(Retry-After) (limit_conn, C(nginx_site_max_clients)) or the service's close code 1013 past
+    its own cap (C(wsnotify_max_connections)). Check it with O(expect=refused) and
+    O(expect_status=503) or O(expect_close_code=1013).
+  returned: always
+  type: bool
+  sample: false
 tls:
   description: TLS details for V(wss://) (null for V(ws://)). When the TLS handshake fails, the
     certificate is fetched again without verification so it can be shown, beside
@@ -296,7 +304,7 @@ import json
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.ws_diagnosis import CheckFailed
+from ansible.module_utils.ws_diagnosis import CheckFailed, at_capacity
 from ansible.module_utils.ws_protocol import (
     ConnectFailed,
     ConnectionClosed,
@@ -344,6 +352,7 @@ def new_result(url: str) -> dict:
         "tls": None,
         "attempts": 0,
         "elapsed_ms": 0.0,
+        "at_capacity": False,
     }
 
 
@@ -516,6 +525,8 @@ def main() -> None:
             break
         time.sleep(params["delay"])
     result["elapsed_ms"] = round((time.monotonic() - started) * 1000, 1)
+    response = error.response if isinstance(error, HandshakeRejected) else None
+    result["at_capacity"] = at_capacity(response, result["close_code"])
     verdict = judge(params, result, error, seen)
     if verdict is not None:
         expected, failure = verdict

@@ -39,7 +39,7 @@ CLOSE_CODE_MEANINGS = {
     1009: "message too big",
     1011: "internal server error: read the service's journal",
     1012: "service restart",
-    1013: "try again later: the server is overloaded",
+    1013: "try again later: the server is at capacity or overloaded",
     4401: "Unauthorized: the token is missing, expired, signed with another secret, or has the "
     "wrong audience/issuer",
 }
@@ -116,6 +116,14 @@ def _status_hint(error, unit: str, host: str, port: int) -> str:
             f"`systemctl status {unit}` and `journalctl -u {unit} -n 50`, and compare proxy_pass "
             "with WSNOTIFY_HOST/WSNOTIFY_PORT."
         )
+    if at_capacity(response, None):
+        return (
+            f"nginx refused the upgrade with 503 and Retry-After: "
+            f"{response.get('retry-after')} s: the site already holds nginx_site_max_clients open "
+            "WebSockets (limit_conn). That is the clean refusal above capacity: clients retry "
+            "after that delay. To admit more, raise nginx_site_max_clients (it sizes nginx's "
+            "workers and open files and the service's cap) and deploy."
+        )
     if status == 503:
         return (
             f"the service is unavailable (503): starting, overloaded or a dependency is down; "
@@ -135,6 +143,19 @@ def _status_hint(error, unit: str, host: str, port: int) -> str:
     if status >= 500:
         return f"the server failed ({status}): read `journalctl -u {unit} -n 50`."
     return f"the server did not upgrade (HTTP {status}); the response body is in the result."
+
+
+def at_capacity(response, close_code: int | None) -> bool:
+    """Whether an answer is this stack's clean refusal above capacity: nginx's limit_conn 503
+    with Retry-After (nginx_site_max_clients), or the service's close 1013 past its own cap."""
+    if close_code == 1013:
+        return True
+    return (
+        response is not None
+        and response.status == 503
+        and _is_nginx(response)
+        and (response.get("retry-after") or "").strip().isdigit()
+    )
 
 
 def _tls_hint(error, host: str) -> str:
@@ -256,6 +277,12 @@ def _check_hint(failure: CheckFailed, unit: str) -> str:
 def _close_hint(failure, minted_token: bool) -> str:
     code = getattr(failure, "code", None)
     hint = explain_close(code, getattr(failure, "reason", ""))
+    if code == 1013:
+        hint += (
+            "; past its own cap the service closes new clients with 1013 (wsnotify_max_connections,"
+            " derived from nginx_site_max_clients): the clean refusal above capacity, clients retry"
+            " with backoff. Raise nginx_site_max_clients to admit more"
+        )
     if code == 4401 and minted_token:
         hint += (
             "; a token minted from jwt_secret is refused when the secret differs from the "

@@ -24,6 +24,7 @@ from helpers.nginx import running_nginx
 from helpers.ports import free_port
 from helpers.proc_sampler import CmdlineWatch
 
+from module_utils import websocket
 from module_utils.wsnotify_jwt import mint_token
 
 UPGRADE = """proxy_http_version 1.1;
@@ -56,6 +57,17 @@ def nginx_config(ports: dict[str, int], upstream: int, dead: int, tls: dict) -> 
             site(ports["no_upgrade"], cert, key, f"        location /ws {{ proxy_pass {up}; }}"),
             site(ports["down"], cert, key, ws.replace(up, f"http://127.0.0.1:{dead}")),
             site(ports["other"], tls["other_cert"], tls["other_key"], ws),
+            # At capacity as the nginx_site role refuses it: one WebSocket admitted, then 503.
+            "limit_conn_zone $server_name zone=full_clients:1m;",
+            site(
+                ports["full"],
+                cert,
+                key,
+                "        location /ws { limit_conn full_clients 1; limit_conn_status 503;"
+                f" error_page 503 @full; proxy_pass {up}; {UPGRADE} }}\n"
+                "        location @full { add_header Retry-After 10 always;"
+                """ return 503 '{"error":"at capacity"}'; }""",
+            ),
         ]
     )
 
@@ -65,7 +77,7 @@ def run(tmp_path_factory, test_secrets, tls_material):
     from helpers.wsserver import WsNotifyTestServer
 
     backend = WsNotifyTestServer(test_secrets.jwt_secret, test_secrets.publish_token).start()
-    ports = {name: free_port() for name in ("good", "no_ws", "no_upgrade", "down", "other")}
+    ports = {name: free_port() for name in ("good", "no_ws", "no_upgrade", "down", "other", "full")}
     closed = free_port()
     config = nginx_config(ports, backend.port, free_port(), tls_material)
     token = mint_token(test_secrets.jwt_secret, "42")
@@ -110,6 +122,12 @@ def run(tmp_path_factory, test_secrets, tls_material):
         task("plain ws to the TLS port", hs, {**up, "url": f"ws://127.0.0.1:{ports['good']}/ws"}),
         task("wss to a plain port", hs, {**up, "url": f"wss://127.0.0.1:{backend.port}/ws"}),
         task("wss closed port", hs, {**up, "url": f"wss://127.0.0.1:{closed}/ws"}),
+        task("over capacity", hs, {**up, "url": wss("full")}),
+        task(
+            "over capacity expected",
+            hs,
+            {"url": wss("full"), "ca_path": ca, "expect": "refused", "expect_status": 503},
+        ),
     ]
     # The modules' EXAMPLES, as written, against this stack: only the service's port differs.
     for name in MODULES:
@@ -125,10 +143,18 @@ def run(tmp_path_factory, test_secrets, tls_material):
     secrets = {"jwt_secret": test_secrets.jwt_secret, "publish_token": test_secrets.publish_token}
     try:
         with running_nginx(config, prefix, ports=list(ports.values())) as nginx:
+            # The one client the "full" site admits, held while the tasks run.
+            holder = websocket.connect(
+                wss("full"),
+                timeout=5,
+                headers={"Authorization": f"Bearer {token}"},
+                ssl_context=websocket.make_ssl_context(ca_path=ca),
+            )
             with CmdlineWatch(secrets) as cmdlines:
                 results = run_tasks(
                     tasks, tmp_path_factory.mktemp("play-nginx"), extra_vars=stack_vars
                 )
+            holder.close()
             yield results, nginx, backend, ports, tasks, cmdlines
     finally:
         backend.stop()
@@ -181,6 +207,16 @@ def test_upstream_down_is_502_naming_the_unit(run):
     r = failed(run, "upstream down")
     assert r["status"] == 502
     assert "could not reach its upstream" in r["hint"] and "systemctl status wsnotify" in r["hint"]
+
+
+def test_over_capacity_is_the_clean_refusal_naming_the_variable(run):
+    r = failed(run, "over capacity")
+    assert r["status"] == 503 and r["at_capacity"] is True, r
+    assert r["headers"]["retry-after"] == "10"
+    assert "nginx_site_max_clients" in r["msg"] and "Retry-After: 10 s" in r["msg"], r["msg"]
+    r = ok(run, "over capacity expected")
+    assert r["at_capacity"] is True and r["outcome"] == "refused"
+    assert ok(run, "wss upgrade")["at_capacity"] is False
 
 
 def test_untrusted_self_signed_certificate(run):

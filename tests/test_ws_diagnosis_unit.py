@@ -47,6 +47,22 @@ def test_http_statuses_through_nginx_and_direct():
     assert "https://x/ws" in hint(ws.HandshakeRejected(redirect))
 
 
+def test_the_clean_refusal_above_capacity_is_recognised_and_names_the_variable():
+    from module_utils.ws_diagnosis import at_capacity
+
+    full = response(503, "nginx", extra=[("Retry-After", "10")])
+    text = hint(ws.HandshakeRejected(full), 443, True, unit="nginx")
+    assert "Retry-After: 10 s" in text and "nginx_site_max_clients" in text
+    assert at_capacity(full, None)
+    # A 503 without Retry-After (the service's own, or another proxy's) is not this refusal.
+    assert not at_capacity(response(503, "nginx"), None)
+    assert "nginx_site_max_clients" not in hint(ws.HandshakeRejected(response(503, "nginx")))
+    assert not at_capacity(response(503, None, extra=[("Retry-After", "10")]), None)
+    closed = hint(ws.ConnectionClosed(1013, "At capacity, try again later"))
+    assert "wsnotify_max_connections" in closed and "nginx_site_max_clients" in closed
+    assert at_capacity(None, 1013) and not at_capacity(None, 1001)
+
+
 def test_rewritten_handshake_and_closes():
     bad = ws.HandshakeInvalid(response(101), ["Sec-WebSocket-Accept is 'x'"], accept_valid=False)
     assert "rewrote the handshake" in hint(bad)

@@ -74,6 +74,7 @@ MALFORMED = {
     "PUBLISH_TOKEN": ("short-SENTINEL-5", "PUBLISH_TOKEN is too short"),
     "WSNOTIFY_PORT": ("99999", "WSNOTIFY_PORT must be between 1 and 65535"),
     "WSNOTIFY_MAX_CONNECTIONS_PER_USER": ("many", "WSNOTIFY_MAX_CONNECTIONS_PER_USER must be"),
+    "WSNOTIFY_MAX_CONNECTIONS": ("-1", "WSNOTIFY_MAX_CONNECTIONS must be"),
     "WSNOTIFY_SEND_BUFFER_LIMIT": ("-5", "WSNOTIFY_SEND_BUFFER_LIMIT must be between"),
     "WSNOTIFY_PING_INTERVAL": ("soon", "WSNOTIFY_PING_INTERVAL must be a number of seconds"),
     "WSNOTIFY_AUTH_TIMEOUT": ("-1", "WSNOTIFY_AUTH_TIMEOUT must be a number of seconds"),

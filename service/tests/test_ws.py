@@ -251,6 +251,36 @@ def test_per_user_connection_limit(env, workdir):
         proc.stop()
 
 
+def test_clients_past_the_node_capacity_are_told_to_try_again_later(env, workdir):
+    from backends import free_port
+    from wsnotify_harness import ServiceProcess
+
+    proc = ServiceProcess({**env, "WSNOTIFY_MAX_CONNECTIONS": "2"}, free_port(), workdir).start()
+    try:
+
+        async def scenario() -> None:
+            async with aiohttp.ClientSession() as session:
+                held = [await connect(session, proc.ws_url, make_token(f"u{n}")) for n in (1, 2)]
+                for ws in held:
+                    assert (await receive_json(ws))["type"] == "welcome"
+                over = await connect(session, proc.ws_url, make_token("u3"))
+                assert await expect_close(over) == 1013
+                assert over.close_code == 1013
+                await held[0].close()
+                await asyncio.sleep(0.1)
+                again = await connect(session, proc.ws_url, make_token("u3"))
+                assert (await receive_json(again))["type"] == "welcome"
+                for ws in (held[1], again):
+                    await ws.close()
+                async with session.get(proc.base + "/metrics") as response:
+                    text = await response.text()
+                assert 'wsnotify_handshakes_total{outcome="over_capacity"} 1' in text, text
+
+        run(scenario())
+    finally:
+        proc.stop()
+
+
 def test_ping_sweep_keeps_answering_clients_and_closes_silent_ones(env, workdir):
     from backends import free_port
     from rawws import RawClient, upgrade_request

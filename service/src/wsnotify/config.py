@@ -55,6 +55,8 @@ class Config:
     port: int = 3002
     allowed_origins: tuple[str, ...] = ()
     max_connections_per_user: int = 10
+    # Open WebSockets this process admits (0 = no cap); the next client is closed with 1013.
+    max_connections: int = 0
     send_buffer_limit: int = 1_048_576
     ping_interval: float = 25.0
     auth_timeout: float = 5.0
@@ -266,6 +268,7 @@ def load_config(env: Mapping[str, str]) -> Config:
         max_connections_per_user=_integer(
             env, "WSNOTIFY_MAX_CONNECTIONS_PER_USER", 10, 1, 100_000, problems
         ),
+        max_connections=_integer(env, "WSNOTIFY_MAX_CONNECTIONS", 0, 0, 10_000_000, problems),
         send_buffer_limit=_integer(
             env, "WSNOTIFY_SEND_BUFFER_LIMIT", 1_048_576, 1024, 1 << 30, problems
         ),

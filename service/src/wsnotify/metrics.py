@@ -67,16 +67,19 @@ class Metrics:
         self.handshake_unauthorized = Tally()
         self.handshake_origin_rejected = Tally()
         self.handshake_over_limit = Tally()
+        self.handshake_over_capacity = Tally()
         r.register(
             _Tallies(
                 "wsnotify_handshakes",
-                "WebSocket handshakes by outcome (ok, unauthorized, origin_rejected, over_limit)",
+                "WebSocket handshakes by outcome "
+                "(ok, unauthorized, origin_rejected, over_limit, over_capacity)",
                 "outcome",
                 {
                     "ok": self.handshake_ok,
                     "unauthorized": self.handshake_unauthorized,
                     "origin_rejected": self.handshake_origin_rejected,
                     "over_limit": self.handshake_over_limit,
+                    "over_capacity": self.handshake_over_capacity,
                 },
             )
         )

@@ -226,6 +226,14 @@ class Connection(rfc6455.ServerProtocol, asyncio.Protocol):
     def _authenticate(self, token: str, prefix: bytes = b"") -> None:
         """Verify, register, welcome; ``prefix`` (the 101) goes out in the same write."""
         core = self.core
+        cap = core.config.max_connections
+        if cap and len(core.hub) >= cap:
+            # Past the node's share of the capacity: "try again later", before spending a token
+            # check. The client backs off and retries (service/README.md, the client contract).
+            core.metrics.handshake_over_capacity.inc()
+            log.warning("websocket refused: at capacity (%d connections)", cap)
+            self.close(rfc6455.TRY_AGAIN_LATER, b"At capacity, try again later", prefix)
+            return
         try:
             user_id = verify_token(token, core.jwt)
         except AuthError as exc:

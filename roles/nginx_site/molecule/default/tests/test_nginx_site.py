@@ -5,8 +5,10 @@ port and headers they received, which proves what nginx proxied and how.
 """
 
 import json
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -98,6 +100,106 @@ def test_private_key_is_root_only_and_certificate_names_the_site(host):
     assert "DNS:localhost" in out.stdout and "IP Address:127.0.0.1" in out.stdout, out.stdout
 
 
+def test_generated_certificate_is_ecdsa_p256_by_default(host):
+    out = host.run(f"openssl x509 -in {CERT} -noout -text")
+    assert "id-ecPublicKey" in out.stdout and "P-256" in out.stdout, out.stdout
+
+
+def directive(conf, name):
+    """The value of a directive that appears once in `nginx -T`'s output."""
+    values = re.findall(rf"^\s*{name}\s+([^;]+);", conf, re.MULTILINE)
+    assert len(values) == 1, (name, values)
+    return values[0]
+
+
+def open_files(host, pid):
+    """(soft, hard) open-files limit of a process."""
+    line = host.run(f"grep '^Max open files' /proc/{pid}/limits").stdout.split()
+    return int(line[3]), int(line[4])
+
+
+def test_main_context_is_sized_for_max_clients_within_the_hosts_ceiling(host):
+    conf = host.run("nginx -T").stdout
+    workers = int(directive(conf, "worker_processes"))
+    connections = int(directive(conf, "worker_connections"))
+    nofile = int(directive(conf, "worker_rlimit_nofile"))
+    max_clients = 3  # converge.yml
+    cores = int(host.run("nproc").stdout)
+    assert workers >= cores
+    # Each client is two connections in one worker; the spare 256 are the API's.
+    assert (connections - 256) * workers >= 2 * max_clients
+    # This container's ceiling (containers.conf ulimit) is PID 1's hard limit.
+    assert nofile == connections + 128 <= open_files(host, 1)[1]
+    master = host.file("/run/nginx.pid").content_string.strip()
+    assert open_files(host, master) == (nofile, nofile)  # the unit's LimitNOFILE
+    pids = worker_pids(host).split()
+    assert len(pids) == workers
+    for pid in pids:
+        assert open_files(host, pid)[0] == nofile
+    assert directive(conf, "worker_shutdown_timeout") == "3s"
+
+
+def test_tls_is_modern_for_every_server_block(host):
+    conf = host.run("nginx -T").stdout
+    protocols = re.findall(r"^\s*ssl_protocols\s+([^;]+);", conf, re.MULTILINE)
+    assert protocols and all(p.split() == ["TLSv1.2", "TLSv1.3"] for p in protocols), protocols
+    assert directive(conf, "ssl_prefer_server_ciphers") == "off"
+    # SECLEVEL=0 lets the client offer TLS 1.1, so its failure is the server's refusal.
+    for version, ok in (("-tls1_2", True), ("-tls1_3", True), ("-tls1_1", False)):
+        out = host.run(
+            f"openssl s_client {version} -cipher DEFAULT:@SECLEVEL=0 -connect 127.0.0.1:443"
+            " -servername localhost </dev/null"
+        )
+        assert (out.rc == 0) == ok, (version, out.stdout, out.stderr)
+
+
+def hold(host, count, seconds):
+    """Open `count` requests on the WebSocket location that the backend answers after `seconds`."""
+    for _ in range(count):
+        # A transient unit each: it outlives this exec session and systemd reaps it.
+        out = host.run(
+            f"systemd-run -q --collect {CURL.replace('--max-time 5', f'--max-time {seconds + 5}')}"
+            f" -o /dev/null 'https://localhost/ws?hold={seconds}'"
+        )
+        assert out.rc == 0, out.stderr
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        held = host.run("ss -Htn state established '( dport = :3002 or dport = :3003 )' | wc -l")
+        if int(held.stdout) >= count:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"nginx did not proxy {count} held requests")
+
+
+def test_the_client_over_max_clients_gets_503_with_retry_after(host):
+    hold(host, 3, 8)
+    out = host.run(f"{CURL} -D - 'https://localhost/ws?hold=0'")
+    assert out.rc == 0, out.stderr
+    assert out.stdout.startswith("HTTP/1.1 503"), out.stdout
+    assert "retry-after: 10" in out.stdout.lower(), out.stdout
+    assert '"error":"at capacity"' in out.stdout, out.stdout
+    assert "limiting connections by zone" in host.run("tail -n 5 /var/log/nginx/error.log").stdout
+    # The API is not counted: it still answers while the WebSocket location is full.
+    assert curl_json(host, "https://localhost/healthz")["path"] == "/healthz"
+
+
+def test_a_reload_converges_within_worker_shutdown_timeout(host):
+    time.sleep(8)  # the previous test's held requests end
+    hold(host, 3, 60)
+    old = set(worker_pids(host).split())
+    assert host.run("systemctl reload nginx").rc == 0
+    # worker_shutdown_timeout is 3 s in this scenario: old workers are gone soon after, their
+    # held requests closed although the backend would answer only after 60 s.
+    deadline = time.monotonic() + 10
+    while (left := old & set(host.run("pgrep -f 'nginx: [w]orker'").stdout.split())) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.5)
+    assert not left, f"old workers {left} still running 10 s after a reload"
+    assert not host.run("pgrep -f '[w]orker process is shutting down'").stdout.strip()
+    assert curl_json(host, "https://localhost/healthz")["path"] == "/healthz"
+
+
 def test_plain_http_redirects_to_https(host):
     out = host.run(
         "curl -sS --max-time 5 -o /dev/null -w '%{http_code} %{redirect_url}' "
@@ -125,6 +227,12 @@ def test_websocket_timeouts_outlast_the_ping_interval(host):
     conf = host.file(SITE).content_string
     assert "proxy_read_timeout 75s;" in conf
     assert "proxy_send_timeout 75s;" in conf
+
+
+def test_per_connection_buffers_are_sized_for_small_frames(host):
+    conf = host.run("nginx -T").stdout
+    assert directive(conf, "ssl_buffer_size") == "4k"
+    assert directive(conf, "proxy_buffer_size") == "1k"
 
 
 @pytest.mark.parametrize("path", ["/api/user/notifications", "/healthz"])
