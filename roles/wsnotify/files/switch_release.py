@@ -114,7 +114,7 @@ def rollback(args: argparse.Namespace) -> dict:
         if "/" in args.to or args.to in ("", ".", "..") or not release.is_dir():
             raise Refused(
                 2,
-                f"release {args.to!r} is not installed in {args.releases}; installed: "
+                f"release {args.to} is not installed in {args.releases}; installed: "
                 f"{installed(args.releases, current, previous)}",
             )
         target = os.path.relpath(release, args.current.parent)
