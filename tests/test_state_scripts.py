@@ -164,11 +164,50 @@ def test_rollback_to_a_removed_release_is_refused(base):
     assert links(base) == ("releases/1.0-b", "releases/1.0-a")
 
 
-def test_release_rollback_in_check_mode_changes_nothing(base):
+def rollback_to(base: Path, release: str, *extra: str) -> Result:
+    return rollback(base, "--releases", base / "releases", "--to", release, *extra)
+
+
+@pytest.mark.parametrize("to", [(), ("--releases", "RELEASES", "--to", "1.0-d")])
+def test_release_rollback_in_check_mode_changes_nothing(base, to):
     activate(base, "1.0-a")
     activate(base, "1.0-b")
-    r = rollback(base, "--check")
+    r = rollback(base, "--check", *(str(base / "releases") if a == "RELEASES" else a for a in to))
     assert r.rc == 0 and r.json["changed"] is True, r
+    assert links(base) == ("releases/1.0-b", "releases/1.0-a")
+
+
+def test_rollback_to_a_named_release_makes_the_left_one_previous(base):
+    activate(base, "1.0-a")
+    activate(base, "1.0-b")
+    activate(base, "1.0-c")
+    r = rollback_to(base, "1.0-a")  # neither current nor previous: two releases back
+    assert r.rc == 0 and r.json["changed"] is True and r.json["to_previous"] is False, r
+    assert links(base) == ("releases/1.0-a", "releases/1.0-c")
+    r = rollback_to(base, "1.0-c")  # the previous one, named
+    assert r.json["to_previous"] is True, r
+    assert links(base) == ("releases/1.0-c", "releases/1.0-a")
+
+
+def test_rollback_to_the_current_release_changes_nothing(base):
+    activate(base, "1.0-a")
+    activate(base, "1.0-b")
+    r = rollback_to(base, "1.0-b")
+    assert r.rc == 0 and r.json["changed"] is False, r
+    assert r.json["msg"] == "releases/1.0-b is already current"
+    assert links(base) == ("releases/1.0-b", "releases/1.0-a")
+
+
+@pytest.mark.parametrize("wrong", ["1.0-z", "../releases/1.0-c", "..", ""])
+def test_rollback_to_a_wrong_id_lists_the_installed_releases(base, wrong):
+    activate(base, "1.0-a")
+    activate(base, "1.0-b")
+    r = rollback_to(base, wrong)
+    assert r.rc == 2, r
+    assert r.json["msg"] == (
+        f"release {wrong} is not installed in {base / 'releases'}; installed: "
+        "1.0-d, 1.0-c, 1.0-b (current), 1.0-a (previous)"
+    )
     assert links(base) == ("releases/1.0-b", "releases/1.0-a")
 
 

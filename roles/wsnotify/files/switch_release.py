@@ -5,15 +5,18 @@ Run on the host by ansible.builtin.script (tasks/service.yml, tasks/rollback.yml
 comes from the role's vars/main.yml. Standard library only.
 
     switch_release.py activate --current C --previous P --releases R --release ID --keep N [--check]
-    switch_release.py rollback --current C --previous P [--check]
+    switch_release.py rollback --current C --previous P [--releases R --to ID] [--check]
 
 A link is replaced by renaming a new link over it (rename(2) is atomic), so a reader (systemd
 starting ExecStart) sees the old target or the new one, never no link. Links are relative
 (`releases/<id>`), so the base directory can be moved. `activate` also removes releases beyond
-the newest N (by modification time), never the current or previous one.
+the newest N (by modification time), never the current or previous one. `rollback` goes back
+to the previous release, or with `--to` to any installed one (a wrong id is refused with the list
+of installed releases); the release it leaves becomes previous.
 
-Prints one JSON object (changed, current, previous, removed, msg). Exit 2: bad input (a release
-that is not installed, a path that is not a link); 3: nothing to roll back to.
+Prints one JSON object (changed, current, previous, removed, msg; rollback adds to_previous:
+whether the release rolled back to was the previous one). Exit 2: bad input (a release that is
+not installed, a path that is not a link); 3: nothing to roll back to.
 """
 
 from __future__ import annotations
@@ -90,23 +93,57 @@ def activate(args: argparse.Namespace) -> dict:
     }
 
 
+def installed(releases: Path, current: str | None, previous: str | None) -> str:
+    """The installed releases, newest first, current and previous marked (for an operator)."""
+    marks = {
+        Path(link).name: f" ({mark})"
+        for link, mark in ((current, "current"), (previous, "previous"))
+        if link is not None
+    }
+    by_age = sorted(releases.iterdir(), key=lambda p: p.lstat().st_mtime, reverse=True)
+    listed = [p.name + marks.get(p.name, "") for p in by_age if p.is_dir()]
+    return ", ".join(listed) or "none"
+
+
 def rollback(args: argparse.Namespace) -> dict:
     previous = read_link(args.previous)
-    if previous is None:
-        raise Refused(3, "no previous release to roll back to")
-    if not (args.previous.parent / previous).is_dir():
-        raise Refused(3, f"the previous release {previous} is no longer installed")
     current = read_link(args.current)
+    if args.to is not None:
+        release = args.releases / args.to
+        # A name, not a path: only an entry of the releases directory is accepted.
+        if "/" in args.to or args.to in ("", ".", "..") or not release.is_dir():
+            raise Refused(
+                2,
+                f"release {args.to} is not installed in {args.releases}; installed: "
+                f"{installed(args.releases, current, previous)}",
+            )
+        target = os.path.relpath(release, args.current.parent)
+    elif previous is None:
+        raise Refused(3, "no previous release to roll back to")
+    elif not (args.previous.parent / previous).is_dir():
+        raise Refused(3, f"the previous release {previous} is no longer installed")
+    else:
+        target = previous
+    if target == current:
+        return {
+            "changed": False,
+            "current": current,
+            "previous": previous,
+            "removed": [],
+            "to_previous": False,
+            "msg": f"{current} is already current",
+        }
     if not args.check:
-        set_link(args.current, previous)
+        set_link(args.current, target)
         if current is not None:
             set_link(args.previous, current)
     return {
         "changed": True,
-        "current": previous,
+        "current": target,
         "previous": current,
         "removed": [],
-        "msg": f"rolled back from {current} to {previous}",
+        "to_previous": target == previous,
+        "msg": f"rolled back from {current} to {target}",
     }
 
 
@@ -123,7 +160,13 @@ def main(argv: list[str] | None = None) -> int:
     sub.choices["activate"].add_argument("--releases", type=Path, required=True)
     sub.choices["activate"].add_argument("--release", required=True)
     sub.choices["activate"].add_argument("--keep", type=int, required=True)
+    sub.choices["rollback"].add_argument("--releases", type=Path)
+    sub.choices["rollback"].add_argument(
+        "--to", help="a release id (default: the previous release)"
+    )
     args = parser.parse_args(argv)
+    if args.action == "rollback" and (args.to is None) != (args.releases is None):
+        parser.error("rollback: --to and --releases go together")
     try:
         result = activate(args) if args.action == "activate" else rollback(args)
     except Refused as exc:
