@@ -35,7 +35,7 @@ remove_container() {
   podman rm -f -t 5 "$NAME" >/dev/null 2>&1 || true
 }
 
-hold_containers_lock
+hold_containers_lock "$NAME"
 IMAGE=$(bash scripts/image.sh "$SUITE")
 # A container made before SSH access (or with other ports) cannot be reached as the inventory
 # says; nothing in it outlives a deploy, so it is replaced rather than patched.
@@ -62,14 +62,12 @@ if ! podman container exists "$NAME"; then
   say "creating container $NAME from $IMAGE, Debian $SUITE (https on 127.0.0.1:$HTTPS_PORT, ssh on 127.0.0.1:$SSH_PORT)"
   # Its own download directory, seeded from what other containers fetched (lib.sh).
   apt_archives=$(apt_cache_for "$NAME")
-  # 8>&-: the container's conmon outlives this script and would hold the machine-wide lock
-  # (descriptor 8, see lib.sh) for as long as the container runs, blocking every other run.
-  podman run -d --name "$NAME" --hostname "$NAME" --systemd=always \
+  without_containers_lock podman run -d --name "$NAME" --hostname "$NAME" --systemd=always \
     -p "127.0.0.1:$HTTPS_PORT:443" -p "127.0.0.1:$HTTP_PORT:80" -p "127.0.0.1:$SSH_PORT:22" \
     -v "$apt_archives:/var/cache/apt/archives" \
-    "$IMAGE" /sbin/init >/dev/null 8>&-
+    "$IMAGE" /sbin/init >/dev/null
 fi
-[ "$(podman inspect -f '{{.State.Running}}' "$NAME")" = true ] || podman start "$NAME" >/dev/null 8>&-
+[ "$(podman inspect -f '{{.State.Running}}' "$NAME")" = true ] || without_containers_lock podman start "$NAME" >/dev/null
 podman exec "$NAME" systemctl is-system-running --wait >/dev/null 2>&1 || true
 
 # Root logs in with this key only (Debian's default: PermitRootLogin prohibit-password). Written

@@ -31,16 +31,31 @@ image_repo() {  # suite -> image repository name
 die() { echo "ERROR: $*" >&2; exit 1; }
 say() { echo "==> $*"; }
 
-# Containers have fixed names (wsnotify-local, the Molecule platforms) and publish fixed loopback
-# ports, so two checkouts on one machine must not create them at the same time: whatever creates
-# containers holds this machine-wide lock while it does (flock; released when the holder exits).
-CONTAINERS_LOCK=${WSNOTIFY_CONTAINERS_LOCK:-/run/lock/wsnotify-containers.lock}
-hold_containers_lock() {
-  exec 8>"$CONTAINERS_LOCK"
-  if ! flock -n 8; then
-    say "waiting for another run on this machine to release $CONTAINERS_LOCK (test containers in use)"
-    flock 8
-  fi
+# Containers have fixed names (wsnotify-local, each Molecule scenario's platforms), so two runs on
+# one machine (two checkouts, or two scenarios at once) must not create the same one at the same
+# time: whatever creates containers holds a machine-wide lock per container name while it does
+# (flock, taken in sorted order so two holders never deadlock; released when the holder exits).
+# Different names never wait for each other, which lets scenarios run in parallel.
+CONTAINERS_LOCK_DIR=${WSNOTIFY_CONTAINERS_LOCK_DIR:-/run/lock}
+CONTAINERS_LOCK_FDS=()
+hold_containers_lock() {  # container name...
+  local name fd
+  for name in $(printf '%s\n' "$@" | sort -u); do
+    exec {fd}>"$CONTAINERS_LOCK_DIR/wsnotify-container-$name.lock"
+    CONTAINERS_LOCK_FDS+=("$fd")
+    if ! flock -n "$fd"; then
+      say "waiting for another run on this machine to release container $name ($CONTAINERS_LOCK_DIR/wsnotify-container-$name.lock)"
+      flock "$fd"
+    fi
+  done
+}
+# Runs a command without the lock descriptors: a container's conmon outlives the script that
+# started it and would otherwise hold the lock for as long as the container runs.
+without_containers_lock() {
+  (
+    for fd in "${CONTAINERS_LOCK_FDS[@]}"; do eval "exec $fd>&-"; done
+    exec "$@"
+  )
 }
 
 # The project-local deploy key (git-ignored, this machine only): the local deploy target and the

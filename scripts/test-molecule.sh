@@ -5,12 +5,16 @@
 #   scripts/test-molecule.sh roles/redis     one role's default scenario
 #   scripts/test-molecule.sh . default       a top-level scenario (molecule/<name>)
 #   WSNOTIFY_SUITE=bookworm scripts/test-molecule.sh . default    the same on Debian 12
+#   WSNOTIFY_MOLECULE_JOBS=N                 run up to N scenarios at once (default 1; CI: 2). Each
+#                                            one's output goes to .cache/molecule-logs/ and is
+#                                            printed whole when it ends.
 # Prints one line of timing per scenario; exits non-zero if any scenario failed.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 require_root
 
-hold_containers_lock
+JOBS=${WSNOTIFY_MOLECULE_JOBS:-1}
+case $JOBS in ''|*[!0-9]*|0) die "WSNOTIFY_MOLECULE_JOBS=$JOBS: give a whole number of scenarios to run at once, 1 or more" ;; esac
 # Molecule reaches its containers over SSH through scripts/container-sshd.sh (.config/molecule).
 ensure_ssh_key
 # Every suite's image, for scenarios that mix them (WSNOTIFY_IMAGE_<SUITE>); WSNOTIFY_IMAGE is
@@ -23,6 +27,13 @@ export WSNOTIFY_ROOT="$ROOT"
 # (apt_cache_for in lib.sh seeds it before the scenario).
 export WSNOTIFY_APT_CACHE="$APT_CACHE/hosts"
 
+platforms() {  # molecule.yml -> its container names
+  python - "$1" <<'PY'
+import sys, yaml
+for platform in yaml.safe_load(open(sys.argv[1]))["platforms"]:
+    print(platform["name"])
+PY
+}
 apt_dirs() {  # molecule.yml -> the WSNOTIFY_APT_CACHE directories its platforms mount
   python - "$1" <<'PY'
 import sys, yaml
@@ -33,10 +44,12 @@ for platform in yaml.safe_load(open(sys.argv[1]))["platforms"]:
 PY
 }
 
-run_one() {  # suite dir scenario
+run_one() {  # suite dir scenario (in a subshell: the container locks end with it)
   local suite=$1 dir=$2 scenario=$3 start rc image_var
   image_var="WSNOTIFY_IMAGE_${suite^^}"
   [ -n "${!image_var:-}" ] || image_repo "$suite" >/dev/null  # names the supported suites
+  # shellcheck disable=SC2046  # one word per container name
+  hold_containers_lock $(platforms "$dir/molecule/$scenario/molecule.yml")
   start=$(date +%s)
   say "molecule test: $dir ($scenario) on Debian $suite"
   for name in $(apt_dirs "$dir/molecule/$scenario/molecule.yml"); do apt_cache_for "$name" >/dev/null; done
@@ -50,25 +63,56 @@ run_one() {  # suite dir scenario
 }
 
 if [ $# -ge 1 ]; then
-  run_one "${WSNOTIFY_SUITE:-$DEFAULT_SUITE}" "$1" "${2:-default}"
+  (run_one "${WSNOTIFY_SUITE:-$DEFAULT_SUITE}" "$1" "${2:-default}")
   exit
 fi
 
-failed=()
-for dir in roles/*/; do
-  dir=${dir%/}
-  [ -d "$dir/molecule/default" ] || continue
-  run_one "$DEFAULT_SUITE" "$dir" default || failed+=("$dir")
-done
+# Every scenario once, the full stack (with the old outage's regressions) on every supported
+# suite; the top-level scenarios first, as they take longest.
+runs=()
 for scenario_dir in molecule/*/; do
   [ -f "$scenario_dir/molecule.yml" ] || continue
   scenario=$(basename "$scenario_dir")
   suites=$DEFAULT_SUITE
-  # The full stack, with the old outage's regressions, on every supported suite.
   [ "$scenario" = default ] && suites=$SUPPORTED_SUITES
-  for suite in $suites; do
-    run_one "$suite" . "$scenario" || failed+=("$scenario_dir on $suite")
+  for suite in $suites; do runs+=("$suite . $scenario"); done
+done
+for dir in roles/*/; do
+  [ -d "$dir/molecule/default" ] && runs+=("$DEFAULT_SUITE ${dir%/} default")
+done
+
+LOGS="$CACHE/molecule-logs"
+mkdir -p "$LOGS"
+failed=()
+declare -A running=()  # pid -> "suite dir scenario"
+finish() {  # pid rc: print the run's log, record a failure
+  local pid=$1 rc=$2 run=${running[$1]} log
+  unset "running[$pid]"
+  if [ "$JOBS" -gt 1 ]; then
+    log="$LOGS/$(echo "$run" | tr ' /' '__').log"
+    echo "----- $run (log: $log) -----"
+    cat "$log"
+  fi
+  [ $rc = 0 ] || failed+=("$run")
+}
+for run in "${runs[@]}"; do
+  # shellcheck disable=SC2086  # suite dir scenario
+  if [ "$JOBS" = 1 ]; then
+    (run_one $run) || failed+=("$run")
+    continue
+  fi
+  while [ ${#running[@]} -ge "$JOBS" ]; do
+    rc=0
+    wait -n -p done_pid "${!running[@]}" || rc=$?
+    finish "$done_pid" "$rc"
   done
+  (run_one $run) >"$LOGS/$(echo "$run" | tr ' /' '__').log" 2>&1 &
+  running[$!]=$run
+done
+for pid in "${!running[@]}"; do
+  rc=0
+  wait "$pid" || rc=$?
+  finish "$pid" "$rc"
 done
 if [ ${#failed[@]} -gt 0 ]; then
   echo "molecule: FAILED scenarios: ${failed[*]}" >&2
