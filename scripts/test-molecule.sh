@@ -27,20 +27,20 @@ export WSNOTIFY_ROOT="$ROOT"
 # (apt_cache_for in lib.sh seeds it before the scenario).
 export WSNOTIFY_APT_CACHE="$APT_CACHE/hosts"
 
-platforms() {  # molecule.yml -> its container names
+platforms() {  # molecule.yml -> its container names (as Molecule expands ${VARS} in them)
   python - "$1" <<'PY'
-import sys, yaml
+import os, sys, yaml
 for platform in yaml.safe_load(open(sys.argv[1]))["platforms"]:
-    print(platform["name"])
+    print(os.path.expandvars(platform["name"]))
 PY
 }
 apt_dirs() {  # molecule.yml -> the WSNOTIFY_APT_CACHE directories its platforms mount
   python - "$1" <<'PY'
-import sys, yaml
+import os, sys, yaml
 for platform in yaml.safe_load(open(sys.argv[1]))["platforms"]:
     for volume in platform.get("volumes", []):
         if volume.startswith("${WSNOTIFY_APT_CACHE}/"):
-            print(volume.split(":")[0].removeprefix("${WSNOTIFY_APT_CACHE}/"))
+            print(os.path.expandvars(volume.split(":")[0].removeprefix("${WSNOTIFY_APT_CACHE}/")))
 PY
 }
 
@@ -48,6 +48,7 @@ run_one() {  # suite dir scenario (in a subshell: the container locks end with i
   local suite=$1 dir=$2 scenario=$3 start rc image_var
   image_var="WSNOTIFY_IMAGE_${suite^^}"
   [ -n "${!image_var:-}" ] || image_repo "$suite" >/dev/null  # names the supported suites
+  export WSNOTIFY_SUITE=$suite  # molecule.yml may name containers by suite
   # shellcheck disable=SC2046  # one word per container name
   hold_containers_lock $(platforms "$dir/molecule/$scenario/molecule.yml")
   start=$(date +%s)

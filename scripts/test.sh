@@ -24,7 +24,8 @@ stage() {  # name command...
 stage lint bash scripts/lint.sh
 stage pytest pytest
 stage bench-smoke python bench/run.py --smoke
-stage molecule bash scripts/test-molecule.sh
+# Two scenarios at a time: they spend most of their time waiting on their containers.
+stage molecule env WSNOTIFY_MOLECULE_JOBS="${WSNOTIFY_MOLECULE_JOBS:-2}" bash scripts/test-molecule.sh
 
 echo
 echo "==> summary"

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
-HOST = "wsnotify-molecule"
+HOST = f"wsnotify-molecule-{os.environ['WSNOTIFY_SUITE']}"  # molecule.yml names it so
 sys.path.insert(0, str(ROOT / "tests"))
 
 from helpers.ansible_run import Run, ansible_playbook  # noqa: E402

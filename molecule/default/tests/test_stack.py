@@ -74,7 +74,7 @@ def test_verify_playbook_passes_and_summarises():
 def test_check_mode_on_a_deployed_host_changes_nothing_and_shows_no_secret():
     run = playbook("site.yml", "--check", "--diff", "-v")
     assert run.rc == 0, run
-    assert re.search(r"wsnotify-molecule\s+: ok=\d+\s+changed=0 .*failed=0", run.out), run
+    assert re.search(rf"{HOST}\s+: ok=\d+\s+changed=0 .*failed=0", run.out), run
     for secret in (
         "molecule-jwt-secret-0123456789abcdef0123456789",
         "molecule-publish-token-0123456789abcdef012345",
