@@ -25,7 +25,6 @@ from backends import free_port
 from wsnotify_harness import (
     ServiceProcess,
     connect,
-    expect_close,
     get_json,
     make_token,
     publish_http,
@@ -225,7 +224,10 @@ def test_replay_failure_closes_with_1013_so_the_client_retries(service, postgres
                 assert (await receive_json(ws))["type"] == "welcome"
                 pid = await _wait_for_blocked_query(lock)
                 assert await lock.fetchval("SELECT pg_terminate_backend($1)", pid)
-                code = await expect_close(ws)
+                msg = await ws.receive(timeout=5)
+                assert msg.type is aiohttp.WSMsgType.CLOSE, msg
+                assert msg.extra == "Recovery unavailable, try again later"
+                code = msg.data
             again = await _resume(session, service.ws_url, user, cursor, "message")
             ids, _ = await _until_recovered(again)
             return code, ids
@@ -301,8 +303,10 @@ def test_after_id_as_digits_in_the_auth_message_is_accepted(service):
 
 @pytest.fixture(scope="module")
 def limited(env, workdir):
-    """A second server on the same backends that replays at most 3 notifications."""
-    proc = ServiceProcess({**env, "WSNOTIFY_RECOVERY_LIMIT": "3"}, free_port(), workdir).start()
+    """A second server on the same backends that replays at most 3 notifications and buffers
+    at most 4 KiB per client."""
+    settings = {"WSNOTIFY_RECOVERY_LIMIT": "3", "WSNOTIFY_SEND_BUFFER_LIMIT": "4096"}
+    proc = ServiceProcess({**env, **settings}, free_port(), workdir).start()
     yield proc
     proc.stop()
 
@@ -390,3 +394,21 @@ def test_a_held_message_the_replay_did_not_see_is_sent_once_after_it(service, po
     assert ids == [missed, committed]  # the snapshot did not see the uncommitted row
     assert recovered["last_id"] == committed
     assert [m["id"] for m in rest] == [late_id]  # after the replay, once
+
+
+def test_held_messages_past_the_send_buffer_close_with_1013(limited, postgres):
+    user = _user()
+    cursor = _publish(limited.base, user_id=user, title="cursor")
+
+    async def scenario() -> tuple[int, str]:
+        async with aiohttp.ClientSession() as session, _replay_blocked(postgres.url) as lock:
+            ws = await _resume(session, limited.ws_url, user, cursor, "query")
+            assert (await receive_json(ws))["type"] == "welcome"
+            await _wait_for_blocked_query(lock)
+            for n in range(3):  # about 2 KiB each: the third passes the 4 KiB limit
+                await _apublish(limited.base, user_id=user, title=f"big {n}", body="x" * 2000)
+            msg = await ws.receive(timeout=2)  # the replay query is still blocked
+            assert msg.type is aiohttp.WSMsgType.CLOSE, msg
+            return msg.data, msg.extra
+
+    assert run(scenario()) == (1013, "Send buffer full")
