@@ -25,6 +25,8 @@ from .recovery import Recovery
 
 log = logging.getLogger("wsnotify.service")
 
+SEND_BUFFER_FULL = b"Send buffer full"  # the reason of a 1013 for a client that does not read
+
 
 class StorageUnavailable(Exception):
     """PostgreSQL did not take the write; the caller answers 503."""
@@ -140,7 +142,7 @@ class Service:
         for conn in over:
             self.metrics.slow_drops.inc()
             log.warning("slow client dropped with 1013 while recovering: user=%s", conn.user_id)
-            conn.close(rfc6455.TRY_AGAIN_LATER, b"Send buffer full")
+            conn.close(rfc6455.TRY_AGAIN_LATER, SEND_BUFFER_FULL)
 
     async def _replay(self, conn: Member, recovery: Recovery) -> None:
         limit = self.config.recovery_limit
@@ -187,7 +189,7 @@ class Service:
         )
         # The close frame queues behind what the client did not read; if it still has not
         # read it CLOSE_GRACE later, the transport is aborted, which frees the memory.
-        conn.close(rfc6455.TRY_AGAIN_LATER, b"Send buffer full")
+        conn.close(rfc6455.TRY_AGAIN_LATER, SEND_BUFFER_FULL)
 
     async def mark_read(self, user_id: str, ids: tuple[int, ...]) -> None:
         """A WebSocket ``ack``; failures keep the connection (the client can ack again)."""
