@@ -156,14 +156,19 @@ def test_recovery_replays_then_held_without_duplicates_or_old_ids():
     recovery = Recovery("u", after_id=10)
     for nid in (12, 9, 14, 11):  # 12 also replayed, 9 at or below the cursor, 11 committed late
         payload = _note(nid).to_frame_json().encode()
-        recovery.hold(payload, rfc6455.encode_text_frame(payload))
+        recovery.hold(protocol.frame_notification_id(payload), rfc6455.encode_text_frame(payload))
     recovery.resync = True
+    assert recovery.is_new(13)  # before the replay, only the cursor counts
     replay = recovery.finish([_note(12), _note(13)], limit=5, max_bytes=1 << 20)
     messages = _frames(replay.data)
     assert [m.get("id") for m in messages] == [12, 13, None, 14, 11, None]
     assert messages[2] == {"type": "recovered", "count": 2, "last_id": 13, "complete": True}
     assert replay.data.endswith(RESYNC_FRAME)
     assert (replay.replayed, replay.held, replay.duplicates) == (2, 2, 2)
+    # Settling: a late live copy of a replayed one is not new; later ones and other kinds are.
+    assert [recovery.is_new(n) for n in (13, 12, 10, 11, 15, None)] == [
+        False, False, False, True, True, True
+    ]  # fmt: skip
 
 
 def test_recovery_stops_at_the_limit_and_at_the_byte_budget():

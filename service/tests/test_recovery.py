@@ -23,6 +23,7 @@ import pytest
 import redis.asyncio as aioredis
 from backends import free_port
 from wsnotify_harness import (
+    PUBLISH_TOKEN,
     ServiceProcess,
     connect,
     get_json,
@@ -162,7 +163,7 @@ async def _replay_blocked(dsn: str) -> AsyncIterator[asyncpg.Connection]:
 
 async def _wait_for_blocked_query(conn: asyncpg.Connection) -> int:
     """The PID of the service's replay query once it waits for our lock."""
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         pid = await conn.fetchval(
             "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
@@ -171,7 +172,11 @@ async def _wait_for_blocked_query(conn: asyncpg.Connection) -> int:
         if pid is not None:
             return pid
         await asyncio.sleep(0.02)
-    raise AssertionError("the replay query never waited for the lock")
+    activity = await conn.fetch(
+        "SELECT pid, state, wait_event_type, left(query, 80) AS query FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    raise AssertionError(f"the replay query never waited for the lock: {activity}")
 
 
 def test_notification_published_during_the_replay_arrives_once_after_the_replayed(
@@ -251,8 +256,9 @@ def test_after_id_beyond_the_newest_replays_nothing_and_goes_live(service):
 
     ids, recovered, live = run(scenario())
     assert ids == []
-    assert recovered == {"type": "recovered", "count": 0, "last_id": beyond, "complete": True}
-    assert live["type"] == "notification" and live["title"] == "live"
+    # Taken as the newest id: the client's cursor now, so what comes next is above it.
+    assert recovered == {"type": "recovered", "count": 0, "last_id": newest, "complete": True}
+    assert live["type"] == "notification" and live["title"] == "live" and live["id"] > newest
 
 
 @pytest.mark.parametrize(
@@ -412,3 +418,72 @@ def test_held_messages_past_the_send_buffer_close_with_1013(limited, postgres):
             return msg.data, msg.extra
 
     assert run(scenario()) == (1013, "Send buffer full")
+
+
+RESUMERS = 300
+LIVE = 50
+
+
+def test_many_clients_resuming_during_live_traffic_get_each_id_exactly_once(service):
+    """A reconnect storm (what a drained node's clients do) while a publisher sends a broadcast
+    every 20 ms: every client ends with exactly every id after its cursor, in order (the last
+    one, "end", is published once every client has recovered)."""
+    cursor = _publish(service.base, broadcast=True, title="cursor")
+    before = [_publish(service.base, broadcast=True, title=f"missed {n}") for n in range(20)]
+    headers = {"Authorization": f"Bearer {PUBLISH_TOKEN}"}
+
+    async def publisher(session: aiohttp.ClientSession, all_recovered: asyncio.Event) -> list:
+        ids = []
+        for n in range(LIVE + 1):
+            if n == LIVE:
+                await all_recovered.wait()
+            body = {"broadcast": True, "title": "end" if n == LIVE else f"live {n}"}
+            async with session.post(
+                service.base + "/api/notifications", json=body, headers=headers
+            ) as response:
+                assert response.status == 202
+                ids.append((await response.json())["id"])
+            await asyncio.sleep(0.02)
+        return ids
+
+    async def client(
+        session: aiohttp.ClientSession, n: int, recovered: list[int], all_recovered: asyncio.Event
+    ) -> tuple[list[int], float]:
+        await asyncio.sleep(n * LIVE * 0.02 / RESUMERS)  # spread over the publishing second
+        started = time.monotonic()
+        ws = await _resume(session, service.ws_url, f"storm-{n}", cursor, "query")
+        ids, _ = await _until_recovered(ws)
+        took = time.monotonic() - started
+        recovered.append(n)
+        if len(recovered) == RESUMERS:
+            all_recovered.set()
+        while True:
+            message = await receive_json(ws, timeout=30)
+            ids.append(message["id"])
+            if message["title"] == "end":
+                break
+        await ws.close()
+        return ids, took
+
+    async def scenario() -> tuple[list[int], list[tuple[list[int], float]]]:
+        recovered: list[int] = []
+        all_recovered = asyncio.Event()
+        async with (
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as clients,
+            aiohttp.ClientSession() as publishing,
+        ):
+            live, *results = await asyncio.gather(
+                publisher(publishing, all_recovered),
+                *(client(clients, n, recovered, all_recovered) for n in range(RESUMERS)),
+            )
+            return live, results
+
+    live, results = run(scenario())
+    expected = before + live
+    wrong = [n for n, (ids, _) in enumerate(results) if ids != expected]
+    assert not wrong, f"{len(wrong)} clients differ, e.g. {results[wrong[0]][0]} != {expected}"
+    took = sorted(t for _, t in results)
+    print(
+        f"\n{RESUMERS} resumed during {LIVE} live broadcasts: connect to recovered "
+        f"median {took[len(took) // 2] * 1000:.1f} ms, max {took[-1] * 1000:.1f} ms"
+    )

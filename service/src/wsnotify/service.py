@@ -21,7 +21,7 @@ from .config import Config
 from .db import Store
 from .hub import Hub, Member
 from .metrics import Metrics
-from .recovery import Recovery
+from .recovery import SETTLE_SECONDS, Recovery
 
 log = logging.getLogger("wsnotify.service")
 
@@ -106,7 +106,7 @@ class Service:
             if latency is not None:
                 self.metrics.latency.observe(latency)
         if self.recovering:  # empty (one falsy check per message) unless clients are resuming
-            self._hold(user_id, payload, frame)
+            self._to_recovering(user_id, payload, frame)
 
     def resync(self) -> None:
         count = self.hub.deliver_all(rfc6455.encode_text_frame(protocol.RESYNC.encode()))
@@ -117,10 +117,11 @@ class Service:
     # ---- recovery (service/src/wsnotify/recovery.py has the why) ----
 
     def recover(self, conn: Member, after_id: int) -> None:
-        """Replay to ``conn`` what came after ``after_id``, then let it into the fan-out.
+        """Replay to ``conn`` what came after ``after_id``, then (SETTLE_SECONDS later) let it
+        into the fan-out.
 
         The caller has registered it in the hub with ``closing`` set, so from now on its live
-        messages are held here, not written."""
+        messages come through ``_to_recovering``, not the hub's loop."""
         recovery = Recovery(conn.user_id or "", after_id)
         self.recovering[conn] = recovery
         self.spawn(self._replay(conn, recovery))
@@ -131,14 +132,28 @@ class Service:
         if self.recovering:
             self.recovering.pop(conn, None)
 
-    def _hold(self, user_id: str | None, payload: bytes, frame: bytes) -> None:
+    def _to_recovering(self, user_id: str | None, payload: bytes, frame: bytes) -> None:
+        """A live message for the connections the hub skips because they are recovering: held
+        while their replay is read, afterwards (settling) written unless they already have it."""
         limit = self.config.send_buffer_limit
-        over = [
-            conn
-            for conn, recovery in self.recovering.items()
-            if (user_id is None or recovery.user_id == user_id)
-            and recovery.hold(payload, frame) > limit
-        ]
+        notification_id = protocol.frame_notification_id(payload)
+        over = []
+        duplicates = 0
+        for conn, recovery in self.recovering.items():
+            if user_id is not None and recovery.user_id != user_id:
+                continue
+            if recovery.replayed is None:
+                if recovery.hold(notification_id, frame) > limit:
+                    over.append(conn)
+            elif not recovery.is_new(notification_id):
+                duplicates += 1
+            elif conn.transport is not None:
+                if conn.transport.get_write_buffer_size() > limit - len(frame):
+                    over.append(conn)
+                else:
+                    conn.transport.write(frame)
+        if duplicates:
+            self.metrics.recovered.labels("duplicate").inc(duplicates)
         for conn in over:
             self.metrics.slow_drops.inc()
             log.warning("slow client dropped with 1013 while recovering: user=%s", conn.user_id)
@@ -149,6 +164,8 @@ class Service:
         query = protocol.ListQuery(after_id=recovery.after_id, limit=limit + 1)
         try:
             rows = await self.store.list_for(recovery.user_id, query)
+            if not rows:  # nothing missed, or a cursor from elsewhere (another database)
+                recovery.after_id = min(recovery.after_id, await self.store.newest_id())
         except Exception as exc:
             if self.recovering.get(conn) is recovery:
                 self.metrics.recoveries.labels("failed").inc()
@@ -159,11 +176,11 @@ class Service:
                 )
                 conn.close(rfc6455.TRY_AGAIN_LATER, b"Recovery unavailable, try again later")
             return
-        if self.recovering.pop(conn, None) is not recovery or conn.transport is None:
+        if self.recovering.get(conn) is not recovery or conn.transport is None:
             return  # closed while the store was read
         replay = recovery.finish(rows, limit, self.config.send_buffer_limit // 2)
-        conn.closing = False  # back in the fan-out, right behind what is written now
         conn.transport.write(replay.data)
+        asyncio.get_running_loop().call_later(SETTLE_SECONDS, self._settled, conn, recovery)
         metrics = self.metrics
         metrics.recoveries.labels("complete" if replay.complete else "partial").inc()
         metrics.recovered.labels("replayed").inc(replay.replayed)
@@ -178,6 +195,12 @@ class Service:
             replay.duplicates,
             replay.complete,
         )
+
+    def _settled(self, conn: Member, recovery: Recovery) -> None:
+        """The replay's live copies have passed: the connection rejoins the fan-out."""
+        if self.recovering.get(conn) is recovery:
+            del self.recovering[conn]
+            conn.closing = False
 
     def _drop_slow(self, conn: Member) -> None:
         transport = conn.transport
