@@ -413,7 +413,7 @@ def test_held_messages_past_the_send_buffer_close_with_1013(limited, postgres):
             await _wait_for_blocked_query(lock)
             for n in range(3):  # about 2 KiB each: the third passes the 4 KiB limit
                 await _apublish(limited.base, user_id=user, title=f"big {n}", body="x" * 2000)
-            msg = await ws.receive(timeout=2)  # the replay query is still blocked
+            msg = await ws.receive(timeout=7)  # before command_timeout (10 s) ends the query
             assert msg.type is aiohttp.WSMsgType.CLOSE, msg
             return msg.data, msg.extra
 

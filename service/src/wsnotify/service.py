@@ -165,7 +165,11 @@ class Service:
         try:
             rows = await self.store.list_for(recovery.user_id, query)
             if not rows:  # nothing missed, or a cursor from elsewhere (another database)
-                recovery.after_id = min(recovery.after_id, await self.store.newest_id())
+                newest = await self.store.newest_id()
+                if newest < recovery.after_id:  # resume from the newest; again, for what
+                    recovery.after_id = newest  # was committed between the two queries
+                    query = protocol.ListQuery(after_id=newest, limit=limit + 1)
+                    rows = await self.store.list_for(recovery.user_id, query)
         except Exception as exc:
             if self.recovering.get(conn) is recovery:
                 self.metrics.recoveries.labels("failed").inc()
