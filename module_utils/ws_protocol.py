@@ -190,22 +190,30 @@ def _add_query_param(resource: str, name: str, value: str) -> str:
 
 
 def token_placement(
-    url: WsUrl, token: str | None, location: str = "header"
+    url: WsUrl, token: str | None, location: str = "header", after_id: int | None = None
 ) -> tuple[dict[str, str], str | None, str | None]:
     """Where a bearer token goes: (extra headers, request target override, first text message).
 
     wsnotify accepts ``Authorization: Bearer``, a ``token`` query parameter, or a first message
     ``{"type":"auth","token":...}``. The token never becomes part of a URL that callers return.
+    ``after_id`` (resume: the server replays what came after it) goes beside the token: in the
+    auth message, else in the query.
     """
+    if location not in ("header", "query", "message"):
+        raise ValueError(f"unknown token location {location!r}: use header, query or message")
+    resource = None
+    if after_id is not None and not (token and location == "message"):
+        resource = _add_query_param(url.resource, "after_id", str(after_id))
     if not token:
-        return {}, None, None
+        return {}, resource, None
     if location == "header":
-        return {"Authorization": f"Bearer {token}"}, None, None
+        return {"Authorization": f"Bearer {token}"}, resource, None
     if location == "query":
-        return {}, _add_query_param(url.resource, "token", token), None
-    if location == "message":
-        return {}, None, json.dumps({"type": "auth", "token": token})
-    raise ValueError(f"unknown token location {location!r}: use header, query or message")
+        return {}, _add_query_param(resource or url.resource, "token", token), None
+    auth: dict[str, object] = {"type": "auth", "token": token}
+    if after_id is not None:
+        auth["after_id"] = after_id
+    return {}, None, json.dumps(auth)
 
 
 def merge_headers(user: dict[str, str] | None, token: dict[str, str]) -> dict[str, str]:

@@ -101,6 +101,20 @@ def test_token_placement_keeps_the_token_out_of_the_url():
         ws.token_placement(url, "tok", "cookie")
 
 
+def test_token_placement_puts_after_id_beside_the_token():
+    url = ws.parse_ws_url("ws://h/ws?a=1")
+    assert ws.token_placement(url, "tok", "header", after_id=7) == (
+        {"Authorization": "Bearer tok"},
+        "/ws?a=1&after_id=7",
+        None,
+    )
+    assert ws.token_placement(url, "tok", "query", 7) == ({}, "/ws?a=1&after_id=7&token=tok", None)
+    headers, resource, first = ws.token_placement(url, "tok", "message", 7)
+    assert (headers, resource) == ({}, None)
+    assert json.loads(first) == {"type": "auth", "token": "tok", "after_id": 7}
+    assert ws.token_placement(url, None, "message", 0) == ({}, "/ws?a=1&after_id=0", None)
+
+
 def test_merge_headers_refuses_a_second_authorization():
     assert ws.merge_headers({"X-A": "1"}, {"Authorization": "Bearer t"}) == {
         "X-A": "1",

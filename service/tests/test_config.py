@@ -76,6 +76,7 @@ MALFORMED = {
     "WSNOTIFY_MAX_CONNECTIONS_PER_USER": ("many", "WSNOTIFY_MAX_CONNECTIONS_PER_USER must be"),
     "WSNOTIFY_MAX_CONNECTIONS": ("-1", "WSNOTIFY_MAX_CONNECTIONS must be"),
     "WSNOTIFY_SEND_BUFFER_LIMIT": ("-5", "WSNOTIFY_SEND_BUFFER_LIMIT must be between"),
+    "WSNOTIFY_RECOVERY_LIMIT": ("-3", "WSNOTIFY_RECOVERY_LIMIT must be between 1 and 100000"),
     "WSNOTIFY_PING_INTERVAL": ("soon", "WSNOTIFY_PING_INTERVAL must be a number of seconds"),
     "WSNOTIFY_AUTH_TIMEOUT": ("-1", "WSNOTIFY_AUTH_TIMEOUT must be a number of seconds"),
     "JWT_LEEWAY": ("x", "JWT_LEEWAY must be a number of seconds"),

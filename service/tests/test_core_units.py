@@ -9,6 +9,7 @@ import os
 import socket
 import struct
 import time
+from datetime import UTC, datetime
 
 import jwt
 import pytest
@@ -25,6 +26,7 @@ from wsnotify.auth import (
 )
 from wsnotify.hub import Hub
 from wsnotify.metrics import Metrics
+from wsnotify.recovery import RESYNC_FRAME, Recovery
 from wsnotify.systemd import Notifier
 
 SETTINGS = JwtSettings(secret=JWT_SECRET, audience=AUDIENCE, issuer=ISSUER, leeway=30)
@@ -109,6 +111,80 @@ def test_parse_list_query_defaults_and_bounds():
     assert protocol.parse_list_query({"unread": "TRUE", "limit": "100", "after_id": "9"}) == (
         protocol.ListQuery(True, 9, 100)
     )
+
+
+def test_after_id_parsing():
+    assert protocol.parse_after_id("0") == 0
+    assert protocol.parse_after_id(7) == 7
+    assert protocol.parse_after_id(str(protocol.MAX_ID)) == protocol.MAX_ID
+    for bad in ("", "-1", "+1", " 1", "1_0", "\u0661", "1.0", -1, 1.0, True, None, [1], 2**63):
+        with pytest.raises(protocol.BadAfterId, match="after_id must be a non-negative integer"):
+            protocol.parse_after_id(bad)
+    message = protocol.parse_client_message('{"type":"auth","token":"t","after_id":12}')
+    assert message == protocol.AuthMessage("t", 12)
+    with pytest.raises(protocol.BadAfterId):
+        protocol.parse_client_message('{"type":"auth","token":"t","after_id":-3}')
+
+
+# ---- recovery ----
+
+
+def _note(nid: int, user: str | None = "u") -> protocol.Notification:
+    return protocol.Notification(nid, user, f"t{nid}", "", {}, datetime(2026, 12, 1, tzinfo=UTC))
+
+
+def _frames(data: bytes) -> list[dict]:
+    """Decode the unmasked server frames of a replay (all short text frames)."""
+    messages, rest = [], data
+    while rest:
+        length = rest[1] & 0x7F
+        start = 2
+        if length == 126:
+            length, start = struct.unpack("!H", rest[2:4])[0], 4
+        messages.append(json.loads(rest[start : start + length]))
+        rest = rest[start + length :]
+    return messages
+
+
+def test_frame_notification_id_reads_the_ready_json():
+    assert protocol.frame_notification_id(_note(123).to_frame_json().encode()) == 123
+    assert protocol.frame_notification_id(protocol.RESYNC.encode()) is None
+    assert protocol.frame_notification_id(b'{"type":"notification","id":x}') is None
+
+
+def test_recovery_replays_then_held_without_duplicates_or_old_ids():
+    recovery = Recovery("u", after_id=10)
+    for nid in (12, 9, 14, 11):  # 12 also replayed, 9 at or below the cursor, 11 committed late
+        payload = _note(nid).to_frame_json().encode()
+        recovery.hold(protocol.frame_notification_id(payload), rfc6455.encode_text_frame(payload))
+    recovery.resync = True
+    assert recovery.is_new(13)  # before the replay, only the cursor counts
+    replay = recovery.finish([_note(12), _note(13)], limit=5, max_bytes=1 << 20)
+    messages = _frames(replay.data)
+    assert [m.get("id") for m in messages] == [12, 13, None, 14, 11, None]
+    assert messages[2] == {"type": "recovered", "count": 2, "last_id": 13, "complete": True}
+    assert replay.data.endswith(RESYNC_FRAME)
+    assert (replay.replayed, replay.held, replay.duplicates) == (2, 2, 2)
+    # Settling: a late live copy of a replayed one is not new; later ones and other kinds are.
+    assert [recovery.is_new(n) for n in (13, 12, 10, 11, 15, None)] == [
+        False, False, False, True, True, True
+    ]  # fmt: skip
+
+
+def test_recovery_stops_at_the_limit_and_at_the_byte_budget():
+    rows = [_note(n) for n in range(11, 15)]
+    by_count = Recovery("u", 10).finish(rows, limit=3, max_bytes=1 << 20)
+    assert _frames(by_count.data)[-1] == {
+        "type": "recovered", "count": 3, "last_id": 13, "complete": False
+    }  # fmt: skip
+    one = len(rfc6455.encode_text_frame(rows[0].to_frame_json().encode()))
+    by_bytes = Recovery("u", 10).finish(rows[:3], limit=3, max_bytes=2 * one)
+    assert [m.get("id") for m in _frames(by_bytes.data)] == [11, 12, None]
+    assert not by_bytes.complete
+    nothing = Recovery("u", 99).finish([], limit=3, max_bytes=10)
+    assert _frames(nothing.data) == [
+        {"type": "recovered", "count": 0, "last_id": 99, "complete": True}
+    ]
 
 
 # ---- tokens ----

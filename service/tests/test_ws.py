@@ -178,9 +178,9 @@ def test_ack_marks_read(service):
             assert [m["id"] for m in got] == [one["id"], two["id"]]
             await ws.send_str(json.dumps({"type": "ack", "ids": [one["id"]]}))
             for _ in range(50):
-                _, listing = await asyncio.to_thread(
-                    get_json, service.base, "/api/user/notifications?unread=true", token
-                )
+                # From its first id: broadcasts of other tests are unread for this user too.
+                path = f"/api/user/notifications?unread=true&after_id={one['id'] - 1}"
+                _, listing = await asyncio.to_thread(get_json, service.base, path, token)
                 ids = [n["id"] for n in listing["notifications"] if n["user_id"] == user]
                 if one["id"] not in ids:
                     break

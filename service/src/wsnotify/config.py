@@ -58,6 +58,8 @@ class Config:
     # Open WebSockets this process admits (0 = no cap); the next client is closed with 1013.
     max_connections: int = 0
     send_buffer_limit: int = 1_048_576
+    # Notifications replayed to a client resuming with after_id; past it, it pages the API.
+    recovery_limit: int = 1000
     ping_interval: float = 25.0
     auth_timeout: float = 5.0
     jwt_audience: str | None = None
@@ -272,6 +274,7 @@ def load_config(env: Mapping[str, str]) -> Config:
         send_buffer_limit=_integer(
             env, "WSNOTIFY_SEND_BUFFER_LIMIT", 1_048_576, 1024, 1 << 30, problems
         ),
+        recovery_limit=_integer(env, "WSNOTIFY_RECOVERY_LIMIT", 1000, 1, 100_000, problems),
         ping_interval=_seconds(env, "WSNOTIFY_PING_INTERVAL", 25.0, 1.0, 3600.0, problems),
         auth_timeout=_seconds(env, "WSNOTIFY_AUTH_TIMEOUT", 5.0, 0.1, 300.0, problems),
         jwt_audience=env.get("JWT_AUDIENCE", "").strip() or None,

@@ -175,6 +175,10 @@ class Store:
         records = await self._pool.fetch(_LIST, user_id, query.after_id, query.limit, query.unread)
         return [_row(r) for r in records]
 
+    async def newest_id(self) -> int:
+        """The highest id stored (0 when empty): a resuming client's cursor cannot be above it."""
+        return await self._pool.fetchval("SELECT coalesce(max(id), 0) FROM notifications")
+
     async def mark_read(self, user_id: str, ids: Sequence[int] | None) -> int:
         """Mark ``ids`` (or, with None, everything visible) read; returns newly marked rows."""
         if ids is not None and not ids:

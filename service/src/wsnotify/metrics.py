@@ -123,6 +123,21 @@ class Metrics:
             registry=r,
         )
 
+        self.recoveries = Counter(
+            "wsnotify_recoveries_total",
+            "Connections resumed with after_id, by outcome (complete; partial: past the replay "
+            "limit, the client pages the API; failed: PostgreSQL did not answer, closed 1013)",
+            ["outcome"],
+            registry=r,
+        )
+        self.recovered = Counter(
+            "wsnotify_recovered_total",
+            "Messages sent at the end of recoveries, by source (replayed from PostgreSQL; "
+            "held: live during the replay; duplicate: held but already replayed, not sent)",
+            ["source"],
+            registry=r,
+        )
+
     def render(self) -> tuple[bytes, str]:
         """Exposition body and its content type."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -28,12 +28,30 @@ USER_CHANNEL_PATTERN = f"{CHANNEL_PREFIX}:user:*"
 _USER_CHANNEL_PREFIX = f"{CHANNEL_PREFIX}:user:"
 
 RESYNC = '{"type":"resync"}'
+MAX_ID = 2**63 - 1  # notifications.id is a BIGINT
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 class ValidationError(ValueError):
     """Client input is unusable; the message is safe to return in a 400 body."""
+
+
+class BadAfterId(ValidationError):
+    """A reconnecting client's ``after_id`` is unusable (the socket closes with 4400)."""
+
+
+AFTER_ID_RULE = "after_id must be a non-negative integer: the id of the last notification received"
+
+
+def parse_after_id(value: Any) -> int:
+    """The recovery cursor: an integer, or its decimal digits (a query parameter; a JSON string
+    for ids past JavaScript's 2**53)."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
+        raise BadAfterId(AFTER_ID_RULE)
+    return value
 
 
 @dataclass(frozen=True)
@@ -71,6 +89,27 @@ def welcome(user_id: str) -> str:
     return _WELCOME_HEAD + encode_basestring(user_id) + "}"
 
 
+def recovered(count: int, last_id: int, complete: bool) -> str:
+    """Ends a replay: ``last_id`` is the client's cursor now; not ``complete``: the rest is
+    fetched with ``GET /api/user/notifications?after_id=<last_id>``."""
+    return _dumps({"type": "recovered", "count": count, "last_id": last_id, "complete": complete})
+
+
+# What every ``to_frame_json`` starts with, up to the id's digits.
+_NOTIFICATION_HEAD = _dumps({"type": "notification", "id": 0})[: -len("0}")].encode()
+
+
+def frame_notification_id(frame_json: bytes) -> int | None:
+    """The id of a ready-made notification message without parsing its JSON (None: another
+    message). Used only for messages held while a connection recovers."""
+    if not frame_json.startswith(_NOTIFICATION_HEAD):
+        return None
+    start = len(_NOTIFICATION_HEAD)
+    end = frame_json.find(b",", start)
+    digits = frame_json[start:end] if end > 0 else b""
+    return int(digits) if digits.isdigit() else None
+
+
 def user_channel(user_id: str) -> str:
     return _USER_CHANNEL_PREFIX + user_id
 
@@ -104,6 +143,7 @@ def decode_envelope(payload: bytes) -> tuple[float | None, bytes]:
 @dataclass(frozen=True)
 class AuthMessage:
     token: str
+    after_id: int | None = None  # resume: replay what came after this id
 
 
 @dataclass(frozen=True)
@@ -151,7 +191,8 @@ def parse_client_message(text: str) -> AuthMessage | AckMessage:
         token = message.get("token")
         if not isinstance(token, str):
             raise ValidationError("auth message needs a string token")
-        return AuthMessage(token)
+        after_id = message.get("after_id")
+        return AuthMessage(token, None if after_id is None else parse_after_id(after_id))
     if kind == "ack":
         return AckMessage(_ids(message.get("ids"), "ids"))
     raise ValidationError("unknown message type")
@@ -270,13 +311,11 @@ def parse_list_query(query: Mapping[str, str]) -> ListQuery:
     unread_raw = query.get("unread", "false").lower()
     if unread_raw not in ("true", "false", "1", "0"):
         raise ValidationError("unread must be true or false")
+    after_id = parse_after_id(query.get("after_id", "0"))
     try:
-        after_id = int(query.get("after_id", "0"))
         limit = int(query.get("limit", str(DEFAULT_LIMIT)))
     except ValueError:
-        raise ValidationError("after_id and limit must be integers") from None
-    if not 0 <= after_id < 2**63:
-        raise ValidationError("after_id must be a non-negative integer")
+        raise ValidationError("limit must be an integer") from None
     if not 1 <= limit <= MAX_LIMIT:
         raise ValidationError(f"limit must be between 1 and {MAX_LIMIT}")
     return ListQuery(unread=unread_raw in ("true", "1"), after_id=after_id, limit=limit)

@@ -47,6 +47,7 @@ log = logging.getLogger("wsnotify.ws")
 
 WS_PATH = "/ws"
 _WS_GET = (b"GET /ws ", b"GET /ws?")
+CLOSE_BAD_REQUEST = 4400  # an unusable after_id (mirrors HTTP 400)
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_TOO_MANY = 4429  # per-user connection limit reached (mirrors HTTP 429)
 CLOSE_GRACE = 2.0  # seconds a client gets to answer our close frame before the socket is cut
@@ -60,19 +61,22 @@ def _peer(transport: Any) -> str:
     return f"{host}:{port}"
 
 
-def _query_token(query: str) -> str | None:
-    if not query:
-        return None
-    for name, value in parse_qsl(query, keep_blank_values=True):
-        if name == "token":
-            return value
-    return None
+def _query_params(query: str) -> tuple[str | None, str | None]:
+    """``token`` and ``after_id`` from the request's query (the first of each)."""
+    token = after_id = None
+    if query:
+        for name, value in parse_qsl(query, keep_blank_values=True):
+            if name == "token" and token is None:
+                token = value
+            elif name == "after_id" and after_id is None:
+                after_id = value
+    return token, after_id
 
 
 class Connection(rfc6455.ServerProtocol, asyncio.Protocol):
     """One client connection: the listening socket's protocol, and the hub's member."""
 
-    __slots__ = ("_bucket", "closing", "core", "pinged", "transport", "user_id")
+    __slots__ = ("_bucket", "after_id", "closing", "core", "pinged", "transport", "user_id")
 
     def __init__(self, core: Core) -> None:
         super().__init__()
@@ -81,6 +85,7 @@ class Connection(rfc6455.ServerProtocol, asyncio.Protocol):
         self.user_id: str | None = None
         self.closing = False  # set once we decided to close it: the hub skips it
         self.pinged = False  # a ping went out and nothing came back since
+        self.after_id: int | None = None  # resume after this id (recovery.py), until replayed
         self._bucket: set[Connection] | None = None  # the deadline it is waiting for
 
     def __repr__(self) -> str:
@@ -131,7 +136,7 @@ class Connection(rfc6455.ServerProtocol, asyncio.Protocol):
         self.state = rfc6455.CLOSED
         self.closing = True
         if self.user_id is not None:
-            core.hub.remove(self)
+            core.svc.leave(self)
             log.debug("websocket closed: user=%s", self.user_id)
         self.transport = None
         core.forget(self)
@@ -182,7 +187,10 @@ class Connection(rfc6455.ServerProtocol, asyncio.Protocol):
         if core.stopping:
             self.close(rfc6455.GOING_AWAY, b"Server shutting down", response)
             return
-        token = bearer_token(headers.get("authorization")) or _query_token(request.query)
+        query_token, after_id = _query_params(request.query)
+        if after_id is not None and not self._resume_after(after_id, response):
+            return
+        token = bearer_token(headers.get("authorization")) or query_token
         if token is None:
             self.transport.write(response)  # type: ignore[union-attr]
         else:
@@ -216,12 +224,34 @@ class Connection(rfc6455.ServerProtocol, asyncio.Protocol):
 
     # ---- authentication ----
 
+    def _resume_after(self, value: str, prefix: bytes = b"") -> bool:
+        """Take the query's recovery cursor; False (and closed) when it is unusable."""
+        try:
+            self.after_id = protocol.parse_after_id(value)
+        except protocol.BadAfterId as exc:
+            self._bad_after_id(exc, prefix)
+            return False
+        return True
+
+    def _bad_after_id(self, exc: protocol.BadAfterId, prefix: bytes = b"") -> None:
+        """Close with 4400 and the rule as the reason, before any token check."""
+        log.debug("websocket refused: %s, peer=%s", exc, _peer(self.transport))
+        self.close(CLOSE_BAD_REQUEST, str(exc).encode(), prefix)
+
     def _first_message(self, text: str) -> None:
         try:
             message = protocol.parse_client_message(text)
+        except protocol.BadAfterId as exc:
+            self._bad_after_id(exc)
+            return
         except protocol.ValidationError:
             message = None
-        self._authenticate(message.token if isinstance(message, protocol.AuthMessage) else "")
+        if not isinstance(message, protocol.AuthMessage):
+            self._authenticate("")
+            return
+        if message.after_id is not None:  # the auth message's cursor wins over the query's
+            self.after_id = message.after_id
+        self._authenticate(message.token)
 
     def _authenticate(self, token: str, prefix: bytes = b"") -> None:
         """Verify, register, welcome; ``prefix`` (the 101) goes out in the same write."""
@@ -242,6 +272,8 @@ class Connection(rfc6455.ServerProtocol, asyncio.Protocol):
             self.close(CLOSE_UNAUTHORIZED, b"Unauthorized", prefix)
             return
         self.user_id = user_id
+        after_id = self.after_id
+        self.closing = after_id is not None  # a resuming client waits for its replay (below)
         if not core.hub.add(self):
             core.metrics.handshake_over_limit.inc()
             log.info(
@@ -256,6 +288,9 @@ class Connection(rfc6455.ServerProtocol, asyncio.Protocol):
         core.metrics.handshake_ok.inc()
         log.debug("websocket open: user=%s", user_id)
         self.transport.write(prefix + rfc6455.encode_text_frame(protocol.welcome(user_id).encode()))  # type: ignore[union-attr]
+        if after_id is not None:
+            self.after_id = None
+            core.svc.recover(self, after_id)
 
     def _client_message(self, text: str) -> None:
         """``ack`` marks read; anything else is ignored."""
@@ -283,7 +318,7 @@ class Connection(rfc6455.ServerProtocol, asyncio.Protocol):
         that does not read, or does not answer our close frame)."""
         self.closing = True
         if self.user_id is not None:
-            self.core.hub.remove(self)
+            self.core.svc.leave(self)
         self._leave_deadline()
         self._bucket = self.core.close_deadlines.add(self)
 
