@@ -29,7 +29,9 @@ def now(host) -> float:
 
 
 def state(host) -> dict:
-    return json.loads(host.check_output(f"cat {STATE}"))
+    """The last run's state; empty before the timer's first run has written it."""
+    read = host.run(f"cat {STATE}")
+    return json.loads(read.stdout) if read.rc == 0 else {"time": 0, "ok": False}
 
 
 def wait_healthy(host, since: float) -> dict:
