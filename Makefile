@@ -1,5 +1,5 @@
 # Thin entry points; the work is in scripts/ so README, Makefile and CI run the same thing.
-.PHONY: setup deploy verify test lint pytest molecule bench local-destroy
+.PHONY: setup deploy verify status test lint pytest molecule bench local-destroy
 
 setup:          ## install packages, the pinned toolchain and test collections
 	bash scripts/setup.sh
@@ -9,6 +9,9 @@ deploy:         ## deploy the whole stack to the local container wsnotify-local
 
 verify:         ## run the post-deploy checks against the local container
 	bash -c 'source scripts/lib.sh && ansible-playbook playbooks/verify.yml'
+
+status:         ## one table per host of the local container's stack; non-zero naming what is wrong
+	bash -c 'source scripts/lib.sh && ansible-playbook playbooks/status.yml'
 
 test:           ## lint + pytest + benchmark smoke + every Molecule scenario
 	bash scripts/test.sh

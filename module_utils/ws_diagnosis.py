@@ -271,6 +271,12 @@ def _check_hint(failure: CheckFailed, unit: str) -> str:
         )
     if kind == "not_delivered":
         return _not_delivered_hint(ev.get("received", []), unit)
+    if kind == "site_not_linked":
+        return (
+            f"{ev['path']} is missing (or not a link): nginx does not serve the site, so wss and "
+            "the API fail for every client. Restore it with playbooks/site.yml (the nginx_site "
+            "role links it)."
+        )
     return str(failure)
 
 

@@ -10,7 +10,8 @@ require_root
 # podman/runc/debootstrap: the systemd test host; openssh-client: the local deploy's connection.
 # nginx/redis/postgresql/openssl: real servers the
 # controller-side tests start on 127.0.0.1. nodejs/npm: the Node `ws` baseline of the benchmarks.
-PKGS=(podman runc debootstrap openssh-client nginx redis-server postgresql openssl ca-certificates nodejs npm python3-venv)
+# prometheus: its promtool checks and unit-tests monitoring/wsnotify-alerts.yml (tests/test_alert_rules.py).
+PKGS=(podman runc debootstrap openssh-client nginx redis-server postgresql openssl ca-certificates nodejs npm python3-venv prometheus)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -31,7 +32,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$CACHE/apt.log" 2>&1 \
     || die "could not install ${missing[*]} with apt-get (see $CACHE/apt.log); install them by hand and re-run"
   # The packages' postinst may start servers through init scripts; tests start their own.
-  for s in nginx redis-server postgresql; do service "$s" stop >/dev/null 2>&1 || true; done
+  for s in nginx redis-server postgresql prometheus; do service "$s" stop >/dev/null 2>&1 || true; done
 fi
 command -v podman >/dev/null || die "podman is not installed and could not be installed: apt-get install podman runc"
 
