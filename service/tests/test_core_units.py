@@ -396,7 +396,7 @@ _WITH = JwtSettings(secret=_SECRET, audience="A", issuer="I", leeway=30)
 _WITHOUT = JwtSettings(secret=_SECRET, audience=None, issuer=None, leeway=30)
 
 # (name, claims, header overrides, algorithm, ours is deliberately stricter than PyJWT)
-_BASE = {"sub": "u", "exp": _NOW + 300, "aud": "A", "iss": "I", "iat": _NOW}
+_BASE = {"sub": "u", "exp": _NOW + 86400, "aud": "A", "iss": "I", "iat": _NOW}
 _VARIANTS: list[tuple[str, dict, dict, str, bool]] = [
     ("valid", {}, {}, "HS256", False),
     ("float exp", {"exp": _NOW + 300.5}, {}, "HS256", False),
