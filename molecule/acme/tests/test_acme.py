@@ -6,6 +6,7 @@ through the deploy hook, a failed challenge that changes nothing and fails the p
 CA's reason, and re-runs that ask the CA nothing. Tests run in file order and share the state.
 """
 
+import json
 import re
 import time
 from datetime import datetime
@@ -65,6 +66,22 @@ def test_the_issued_certificate_serves_and_its_chain_validates_against_pebbles_r
     # The one run that requested a new certificate (renewals say "Renewing") is the issuance.
     took = run_seconds("Requesting a certificate")
     report(f"acme: first issuance (certbot certonly, deploy hook included) took {took:.1f} s")
+
+
+def test_the_self_check_reaches_the_site_by_its_name_and_trusts_the_issued_certificate():
+    # The self-check (roles/selfcheck) connects through nginx as verify does: to the certificate's
+    # name, trusting the CA the inventory names, not the site's own file on 127.0.0.1.
+    unit = sh("systemctl cat wsnotify-selfcheck.service").stdout
+    assert f"wss://{NAME}:" in unit, unit
+    deadline = time.monotonic() + 75  # two runs of the default 30 s interval, and some
+    last: dict = {}
+    while time.monotonic() < deadline:
+        read = sh("cat /var/lib/wsnotify-selfcheck/last.json")
+        last = json.loads(read.stdout) if read.returncode == 0 else {}
+        if last.get("ok") and "nginx_welcome" in last.get("checks", {}):
+            break
+        time.sleep(2)
+    assert last.get("ok") and last["checks"]["nginx_roundtrip"]["ok"], last
 
 
 def test_port_80_answers_challenges_and_redirects_everything_else():
