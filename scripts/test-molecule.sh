@@ -49,6 +49,9 @@ run_one() {  # suite dir scenario (in a subshell: the container locks end with i
   image_var="WSNOTIFY_IMAGE_${suite^^}"
   [ -n "${!image_var:-}" ] || image_repo "$suite" >/dev/null  # names the supported suites
   export WSNOTIFY_SUITE=$suite  # molecule.yml may name containers by suite
+  # Molecule keeps a scenario's inventory and state in a directory named by project and scenario
+  # only, so the full stack on 13 and on 12 would share (and overwrite) one: each run its own.
+  export MOLECULE_EPHEMERAL_DIRECTORY="$CACHE/molecule-state/$(echo "$suite $dir $scenario" | tr ' /' '__')"
   # shellcheck disable=SC2046  # one word per container name
   hold_containers_lock $(platforms "$dir/molecule/$scenario/molecule.yml")
   start=$(date +%s)
