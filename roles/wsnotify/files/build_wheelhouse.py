@@ -21,6 +21,7 @@ locked package for it): nothing is half-built, the message names the ABI and the
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import re
@@ -157,6 +158,11 @@ def main(argv: list[str]) -> int:
     cache.mkdir(parents=True, exist_ok=True)
     version, source_hash = release_id(source)
     targets = {}
+    # One build at a time per cache: plays running at once (two scenarios, two checkouts) would
+    # otherwise build the same wheel and race to rename it into place. The second one waits,
+    # then finds the first one's result.
+    lock = (cache / ".build.lock").open("w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
     for abi in abis:
         release = f"{version}-{source_hash}-{abi}"
         tarball = cache / f"wsnotify-{release}.tar"
