@@ -41,14 +41,15 @@ stamp() { { cat "$@" 2>/dev/null || true; } | sha256sum | cut -c1-16; }
 mkdir -p "$CACHE"
 [ -x "$VENV/bin/python" ] || { say "creating $VENV"; python3 -m venv "$VENV"; }
 want=$(stamp requirements.txt service/requirements.lock bench/requirements.txt service/pyproject.toml)
-if [ "$(cat "$CACHE/venv.stamp" 2>/dev/null)" != "$want" ]; then
+# The stamp lives inside the venv: a venv deleted or recreated is then always filled again.
+if [ "$(cat "$VENV/.wsnotify-stamp" 2>/dev/null)" != "$want" ]; then
   say "installing the pinned toolchain into .venv"
   "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements.txt
   # The service's runtime dependencies, exactly as locked (with hashes), then the service itself.
   "$VENV/bin/pip" install -q --disable-pip-version-check --require-hashes -r service/requirements.lock
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e service
   [ -f bench/requirements.txt ] && "$VENV/bin/pip" install -q --disable-pip-version-check -r bench/requirements.txt
-  echo "$want" >"$CACHE/venv.stamp"
+  echo "$want" >"$VENV/.wsnotify-stamp"
 fi
 
 # --- The benchmarks' Node baseline (ws, pinned by bench/package-lock.json) ------------------
