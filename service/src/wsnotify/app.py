@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -208,7 +209,18 @@ async def serve(config: Config) -> int:
         stack.push_async_callback(_bounded, runner.cleanup(), 1.0, "http server cleanup")
         core.http_protocol = runner.server  # type: ignore[assignment]
         try:
-            server = await loop.create_server(core.protocol, config.host, config.port, backlog=4096)
+            if config.listen_fd is not None:
+                # Socket activation: systemd holds the socket across restarts, so clients that
+                # connect while no process serves wait in its backlog instead of being refused.
+                listener = socket.socket(fileno=config.listen_fd)
+                listener.setblocking(False)
+                server = await loop.create_server(core.protocol, sock=listener, backlog=4096)
+                where = f"the socket systemd passed ({listener.getsockname()})"
+            else:
+                server = await loop.create_server(
+                    core.protocol, config.host, config.port, backlog=4096
+                )
+                where = f"{config.host}:{config.port}"
         except OSError as exc:
             log.error(
                 "cannot listen on %s:%d: %s (is another process using the port? set WSNOTIFY_PORT)",
@@ -221,8 +233,8 @@ async def serve(config: Config) -> int:
         core.pings.start()
         stack.callback(core.pings.stop)
 
-        notifier.notify("READY=1", f"STATUS=serving on {config.host}:{config.port}")
-        log.info("ready: listening on %s:%d", config.host, config.port)
+        notifier.notify("READY=1", f"STATUS=serving on {where}")
+        log.info("ready: listening on %s", where)
         if config.watchdog_usec and notifier.enabled:
             watchdog = loop.create_task(_watchdog(notifier, config.watchdog_usec))
             stack.callback(watchdog.cancel)
@@ -232,7 +244,14 @@ async def serve(config: Config) -> int:
         started = time.monotonic()
         notifier.notify("STOPPING=1")
         server.close()  # stop accepting
-        log.info("shutting down: closing %d connections with 1001", core.upgraded())
-        closed = await core.close_all(rfc6455.GOING_AWAY, b"Server shutting down")
+        # With an inherited socket the port outlives this process: this is a restart (the next
+        # process takes over the backlog), so clients are told 1012 and reconnect; bound by
+        # hand, the port goes away with us: 1001.
+        if config.listen_fd is not None:
+            code, reason = rfc6455.SERVICE_RESTART, b"Service restart, reconnect"
+        else:
+            code, reason = rfc6455.GOING_AWAY, b"Server shutting down"
+        log.info("shutting down: closing %d connections with %d", core.upgraded(), code)
+        closed = await core.close_all(code, reason)
     log.info("stopped: %d connections closed in %.2fs", closed, time.monotonic() - started)
     return 0
