@@ -8,8 +8,10 @@ serves waits in the socket's backlog until the next one takes it.
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import threading
+import time
 
 import aiohttp
 from wsnotify_harness import (
@@ -86,3 +88,35 @@ def test_without_an_inherited_socket_it_binds_itself_and_says_1001(env, workdir)
         run(scenario())
     finally:
         proc.stop()
+
+
+def test_a_handshake_accepted_just_before_the_stop_is_answered_then_closed_1012(env, workdir):
+    """Accepted by the old process, its request arriving once that process is stopping: answered
+    101 and closed with 1012 (reconnect), not cut unanswered (nginx would say 502)."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    port = listener.getsockname()[1]
+    proc = ServiceProcess(env, port, workdir, listen_socket=listener).start()
+    try:
+
+        def stop_meanwhile() -> None:
+            time.sleep(0.2)  # accepted by the service by now
+            proc.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+            time.sleep(0.3)  # the service is in its shutdown's grace by now
+
+        sock = raw_handshake(port, make_token("late"), before_request=stop_meanwhile)
+        sock.settimeout(5)
+        frame = b""
+        while len(frame) < 4:
+            chunk = sock.recv(4 - len(frame))
+            assert chunk, f"closed without a close frame after {frame!r}"
+            frame += chunk
+        assert frame[0] == 0x88, frame  # FIN + close
+        assert int.from_bytes(frame[2:4], "big") == 1012, frame
+        sock.close()
+        code, _ = proc.stop()
+        assert code == 0
+    finally:
+        proc.stop()
+        listener.close()

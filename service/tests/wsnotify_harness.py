@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -211,16 +211,24 @@ def base_env(database_url: str, redis_url: str) -> dict[str, str]:
     }
 
 
-def raw_handshake(port: int, token: str, rcvbuf: int | None = None) -> socket.socket:
+def raw_handshake(
+    port: int,
+    token: str,
+    rcvbuf: int | None = None,
+    before_request: Callable[[], object] | None = None,
+) -> socket.socket:
     """A WebSocket client that completes the upgrade by hand and then never reads.
 
     ``rcvbuf`` shrinks its receive window (set before connecting, so it is what the
-    handshake advertises), making it a slow reader for real.
+    handshake advertises), making it a slow reader for real. ``before_request`` runs between
+    the TCP connect and the request (e.g. to stop the server meanwhile).
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     if rcvbuf is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     sock.connect(("127.0.0.1", port))
+    if before_request is not None:
+        before_request()
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(
         (

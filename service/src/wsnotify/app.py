@@ -29,6 +29,12 @@ from .systemd import Notifier
 
 log = logging.getLogger("wsnotify.app")
 
+# The listen backlog: connections the kernel completes while no process accepts (a restart, a
+# burst of reconnects). Linux caps it at net.core.somaxconn (per network namespace: 4096 by
+# default since 5.4, a container has its own); asking for the most means that sysctl decides.
+# wsnotify.socket (role wsnotify) asks the same.
+BACKLOG = 65535
+
 BACKOFF_MAX = 5.0
 # Shutdown budget (systemd's default stop timeout is far longer; we promise 5 s): clients get
 # ws.CLOSE_GRACE (2 s), the HTTP server 1 s, the backends RELEASE_TIMEOUT.
@@ -214,11 +220,12 @@ async def serve(config: Config) -> int:
                 # connect while no process serves wait in its backlog instead of being refused.
                 listener = socket.socket(fileno=config.listen_fd)
                 listener.setblocking(False)
-                server = await loop.create_server(core.protocol, sock=listener, backlog=4096)
+                # asyncio calls listen() again on it: the same backlog as wsnotify.socket's.
+                server = await loop.create_server(core.protocol, sock=listener, backlog=BACKLOG)
                 where = f"the socket systemd passed ({listener.getsockname()})"
             else:
                 server = await loop.create_server(
-                    core.protocol, config.host, config.port, backlog=4096
+                    core.protocol, config.host, config.port, backlog=BACKLOG
                 )
                 where = f"{config.host}:{config.port}"
         except OSError as exc:
