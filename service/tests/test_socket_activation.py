@@ -25,11 +25,16 @@ from wsnotify_harness import (
 )
 
 
-def test_a_restart_on_the_inherited_socket_closes_1012_and_refuses_no_one(env, workdir):
+def systemd_like_socket() -> tuple[socket.socket, int]:
+    """A listening socket as wsnotify.socket holds it, on a free port: (socket, port)."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
     listener.listen(128)
-    port = listener.getsockname()[1]
+    return listener, listener.getsockname()[1]
+
+
+def test_a_restart_on_the_inherited_socket_closes_1012_and_refuses_no_one(env, workdir):
+    listener, port = systemd_like_socket()
     first = ServiceProcess(env, port, workdir, listen_socket=listener).start()
     second = None
     try:
@@ -93,10 +98,7 @@ def test_without_an_inherited_socket_it_binds_itself_and_says_1001(env, workdir)
 def test_a_handshake_accepted_just_before_the_stop_is_answered_then_closed_1012(env, workdir):
     """Accepted by the old process, its request arriving once that process is stopping: answered
     101 and closed with 1012 (reconnect), not cut unanswered (nginx would say 502)."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(128)
-    port = listener.getsockname()[1]
+    listener, port = systemd_like_socket()
     proc = ServiceProcess(env, port, workdir, listen_socket=listener).start()
     try:
 
