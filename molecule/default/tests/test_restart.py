@@ -2,15 +2,14 @@
 
 tests/files/client_loop.py runs in the container with the release's Python: one client
 connecting again and again through nginx (wss) and a publisher posting every 100 ms, across
-`systemctl restart wsnotify`, then across site.yml deploys of a changed release (and back to the
-repository's, which the later tests expect). Tokens go to it on stdin, made in the container.
+`systemctl restart wsnotify`. (Across site.yml deploys of a changed release: branch
+restart-deploy-test, not yet run to the end.) Tokens go to it on stdin, made in the container.
 """
 
 import json
 import subprocess
 
-from conftest import HOST, ROOT, playbook
-from helpers.releases import release_variant
+from conftest import HOST, ROOT
 
 testinfra_hosts = [f"podman://{HOST}"]
 
@@ -74,20 +73,3 @@ def test_systemctl_restart_refuses_no_handshake_and_no_publish():
     assert stats["welcomed"] > 10 and stats["published"] > 50, stats
     assert_nobody_refused(stats)
 
-
-def test_deploys_of_a_changed_release_refuse_no_handshake_and_no_publish(host):
-    before = host.file("/opt/wsnotify/current").linked_to
-    loop = start_loop("--max-seconds", "900")
-    try:
-        with release_variant("restart") as tree:
-            run = playbook("site.yml", "-e", f"wsnotify_source_dir={tree}")
-        assert run.rc == 0, run
-        changed = host.file("/opt/wsnotify/current").linked_to
-        # Back to the repository's release (the check-mode test after this one expects it).
-        back = playbook("site.yml")
-        assert back.rc == 0, back
-    finally:
-        stats = finish(loop, "across two site.yml deploys of a changed release")
-    assert changed != before and host.file("/opt/wsnotify/current").linked_to == before
-    assert stats["welcomed"] > 100 and stats["published"] > 100, stats
-    assert_nobody_refused(stats)

@@ -3,11 +3,12 @@ id, a wrong id refused with the installed ones listed, and pruning that keeps cu
 previous whatever their age. Tests run in file order; the last leaves the repository's release
 current."""
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import HOST, main_pid, playbook, report
-from helpers.releases import release_variant
+from conftest import HOST, ROOT, main_pid, playbook, report
 
 testinfra_hosts = [f"podman://{HOST}"]
 RELEASES = "/opt/wsnotify/releases"
@@ -27,8 +28,14 @@ def installed(host) -> set[str]:
 
 def deploy_variant(tag: str, *extra: str):
     """site.yml with the service's source changed by one comment line: a new release id."""
-    with release_variant(tag) as tree:
+    tree = Path(tempfile.mkdtemp()) / "service"
+    shutil.copytree(ROOT / "service", tree, ignore=shutil.ignore_patterns("__pycache__", "tests"))
+    init = tree / "src/wsnotify/__init__.py"
+    init.write_text(init.read_text() + f"# release variant {tag}\n")
+    try:
         return playbook("site.yml", "-e", f"wsnotify_source_dir={tree}", *extra)
+    finally:
+        shutil.rmtree(tree.parent)
 
 
 @pytest.fixture(scope="module")
