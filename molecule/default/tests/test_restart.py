@@ -72,4 +72,3 @@ def test_systemctl_restart_refuses_no_handshake_and_no_publish():
     assert stats["restart_rc"] == 0, stats
     assert stats["welcomed"] > 10 and stats["published"] > 50, stats
     assert_nobody_refused(stats)
-
