@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,14 @@ def wsnotify_cmd(*args: str) -> list[str]:
 class ServiceProcess:
     """``wsnotify serve`` in a subprocess; output goes to a file the test can read."""
 
-    def __init__(self, env: Mapping[str, str], port: int, log_dir: Path) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        port: int,
+        log_dir: Path,
+        listen_socket: socket.socket | None = None,
+    ) -> None:
+        self.listen_socket = listen_socket
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
         self.ws_url = f"ws://127.0.0.1:{port}/ws"
@@ -68,9 +75,21 @@ class ServiceProcess:
 
     def start(self, wait: bool = True) -> ServiceProcess:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        cmd, env, fds = wsnotify_cmd("serve"), self.env, ()
+        if self.listen_socket is not None:
+            # What systemd does for wsnotify.socket: the listening socket as fd 3, LISTEN_FDS=1,
+            # LISTEN_PID = the pid of the process meant to take it.
+            fd = self.listen_socket.fileno()
+            activate = (
+                "import os, sys; os.dup2(int(sys.argv[1]), 3); "
+                "os.environ['LISTEN_PID'] = str(os.getpid()); os.execv(sys.argv[2], sys.argv[2:])"
+            )
+            cmd = [sys.executable, "-c", activate, str(fd), *cmd]
+            env, fds = {**env, "LISTEN_FDS": "1"}, (fd,)
         self.proc = subprocess.Popen(
-            wsnotify_cmd("serve"),
-            env=self.env,
+            cmd,
+            env=env,
+            pass_fds=fds,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -192,16 +211,24 @@ def base_env(database_url: str, redis_url: str) -> dict[str, str]:
     }
 
 
-def raw_handshake(port: int, token: str, rcvbuf: int | None = None) -> socket.socket:
+def raw_handshake(
+    port: int,
+    token: str,
+    rcvbuf: int | None = None,
+    before_request: Callable[[], object] | None = None,
+) -> socket.socket:
     """A WebSocket client that completes the upgrade by hand and then never reads.
 
     ``rcvbuf`` shrinks its receive window (set before connecting, so it is what the
-    handshake advertises), making it a slow reader for real.
+    handshake advertises), making it a slow reader for real. ``before_request`` runs between
+    the TCP connect and the request (e.g. to stop the server meanwhile).
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     if rcvbuf is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     sock.connect(("127.0.0.1", port))
+    if before_request is not None:
+        before_request()
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(
         (

@@ -50,7 +50,8 @@ def test_2_sites_enabled_link_removed_by_hand_is_named_then_restored(host):
 
 
 def test_3a_stopped_service_is_named_with_its_port_and_unit(host):
-    host.check_output("systemctl stop wsnotify")
+    # The socket as well: alone, a stopped service is started again by its socket's next client.
+    host.check_output("systemctl stop wsnotify.socket wsnotify")
     run = playbook("verify.yml")
     assert_failed_saying(run, "3a service stopped", "127.0.0.1:3002")
     assert "wsnotify" in run.out and "systemctl status wsnotify" in run.out, run
@@ -59,7 +60,7 @@ def test_3a_stopped_service_is_named_with_its_port_and_unit(host):
 
 
 def test_3b_port_taken_by_another_process_is_named(host):
-    host.check_output("systemctl stop wsnotify")
+    host.check_output("systemctl stop wsnotify.socket wsnotify")
     host.check_output(
         "systemd-run --unit=squatter --property=Type=exec "
         "python3 -m http.server --bind 127.0.0.1 3002"

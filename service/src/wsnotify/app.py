@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -27,6 +28,12 @@ from .service import SERVICE, Service
 from .systemd import Notifier
 
 log = logging.getLogger("wsnotify.app")
+
+# The listen backlog: connections the kernel completes while no process accepts (a restart, a
+# burst of reconnects). Linux caps it at net.core.somaxconn (per network namespace: 4096 by
+# default since 5.4, a container has its own); asking for the most means that sysctl decides.
+# wsnotify.socket (role wsnotify) asks the same.
+BACKLOG = 65535
 
 BACKOFF_MAX = 5.0
 # Shutdown budget (systemd's default stop timeout is far longer; we promise 5 s): clients get
@@ -208,7 +215,19 @@ async def serve(config: Config) -> int:
         stack.push_async_callback(_bounded, runner.cleanup(), 1.0, "http server cleanup")
         core.http_protocol = runner.server  # type: ignore[assignment]
         try:
-            server = await loop.create_server(core.protocol, config.host, config.port, backlog=4096)
+            if config.listen_fd is not None:
+                # Socket activation: systemd holds the socket across restarts, so clients that
+                # connect while no process serves wait in its backlog instead of being refused.
+                listener = socket.socket(fileno=config.listen_fd)
+                listener.setblocking(False)
+                # asyncio calls listen() again on it: the same backlog as wsnotify.socket's.
+                server = await loop.create_server(core.protocol, sock=listener, backlog=BACKLOG)
+                where = f"the socket systemd passed ({listener.getsockname()})"
+            else:
+                server = await loop.create_server(
+                    core.protocol, config.host, config.port, backlog=BACKLOG
+                )
+                where = f"{config.host}:{config.port}"
         except OSError as exc:
             log.error(
                 "cannot listen on %s:%d: %s (is another process using the port? set WSNOTIFY_PORT)",
@@ -221,8 +240,8 @@ async def serve(config: Config) -> int:
         core.pings.start()
         stack.callback(core.pings.stop)
 
-        notifier.notify("READY=1", f"STATUS=serving on {config.host}:{config.port}")
-        log.info("ready: listening on %s:%d", config.host, config.port)
+        notifier.notify("READY=1", f"STATUS=serving on {where}")
+        log.info("ready: listening on %s", where)
         if config.watchdog_usec and notifier.enabled:
             watchdog = loop.create_task(_watchdog(notifier, config.watchdog_usec))
             stack.callback(watchdog.cancel)
@@ -232,7 +251,14 @@ async def serve(config: Config) -> int:
         started = time.monotonic()
         notifier.notify("STOPPING=1")
         server.close()  # stop accepting
-        log.info("shutting down: closing %d connections with 1001", core.upgraded())
-        closed = await core.close_all(rfc6455.GOING_AWAY, b"Server shutting down")
+        # With an inherited socket the port outlives this process: this is a restart (the next
+        # process takes over the backlog), so clients are told 1012 and reconnect; bound by
+        # hand, the port goes away with us: 1001.
+        if config.listen_fd is not None:
+            code, reason = rfc6455.SERVICE_RESTART, b"Service restart, reconnect"
+        else:
+            code, reason = rfc6455.GOING_AWAY, b"Server shutting down"
+        log.info("shutting down: closing %d connections with %d", core.upgraded(), code)
+        closed = await core.close_all(code, reason)
     log.info("stopped: %d connections closed in %.2fs", closed, time.monotonic() - started)
     return 0

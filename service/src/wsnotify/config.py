@@ -70,6 +70,8 @@ class Config:
     # Set by systemd, not by the operator; read here so nothing else touches os.environ.
     notify_socket: str | None = None
     watchdog_usec: int | None = None
+    # Socket activation (wsnotify.socket): systemd passed the listening socket as fd 3.
+    listen_fd: int | None = None
     database_display: str = field(default="", compare=False)
     redis_display: str = field(default="", compare=False)
 
@@ -259,6 +261,16 @@ def load_config(env: Mapping[str, str]) -> Config:
         else:
             problems.append("WATCHDOG_USEC must be a positive number of microseconds")
 
+    # sd_listen_fds(3): LISTEN_FDS sockets from fd 3 on, meant for us only if LISTEN_PID is our pid
+    # (a child would otherwise take its parent's sockets).
+    listen_fd: int | None = None
+    if env.get("LISTEN_FDS"):
+        fds, pid = env["LISTEN_FDS"], env.get("LISTEN_PID", "")
+        if fds != "1":
+            problems.append("LISTEN_FDS must be 1: wsnotify.socket passes one listening socket")
+        elif pid.isdigit() and int(pid) == os.getpid():
+            listen_fd = 3
+
     config = Config(
         database_url=Secret(database_url),
         redis_url=Secret(redis_url),
@@ -284,6 +296,7 @@ def load_config(env: Mapping[str, str]) -> Config:
         log_level=log_level,
         notify_socket=env.get("NOTIFY_SOCKET") or None,
         watchdog_usec=watchdog_usec,
+        listen_fd=listen_fd,
         database_display=database_display,
         redis_display=redis_display,
     )

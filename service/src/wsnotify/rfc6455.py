@@ -37,6 +37,7 @@ _CONTROL_OPCODES = (OP_CLOSE, OP_PING, OP_PONG)
 # Close codes (section 7.4 and the IANA registry).
 NORMAL = 1000
 GOING_AWAY = 1001
+SERVICE_RESTART = 1012
 PROTOCOL_ERROR = 1002
 NO_STATUS = 1005  # never on the wire: "the close frame had no code"
 INVALID_DATA = 1007  # e.g. text that is not UTF-8

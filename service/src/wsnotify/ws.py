@@ -185,7 +185,7 @@ class Connection(rfc6455.ServerProtocol, asyncio.Protocol):
         response = rfc6455.accept_response(key)
         self.state = AUTH
         if core.stopping:
-            self.close(rfc6455.GOING_AWAY, b"Server shutting down", response)
+            self.close(*core.stop_close, response)
             return
         query_token, after_id = _query_params(request.query)
         if after_id is not None and not self._resume_after(after_id, response):
@@ -384,6 +384,8 @@ class Core:
         # Every connection of ours not yet lost, so shutdown can close each with 1001.
         self.sockets: set[Connection] = set()
         self.stopping = False
+        # The close every WebSocket gets at shutdown, set by close_all (1012 or 1001).
+        self.stop_close: tuple[int, bytes] = (rfc6455.GOING_AWAY, b"Server shutting down")
         self._all_gone: asyncio.Event | None = None
         self.auth_deadlines: Deadlines[Connection] = Deadlines(
             loop, self.config.auth_timeout, self._auth_expired
@@ -425,12 +427,15 @@ class Core:
         """Close every connection (WebSockets with ``code``) and wait up to ``grace`` for them
         to go; cut the rest. Returns how many WebSockets were open."""
         self.stopping = True
+        self.stop_close = (code, reason)
         self.pings.stop()
         count = 0
         for conn in list(self.sockets):
+            # One still in its opening handshake (accepted just before the listener closed: a
+            # request may be on its way) gets the grace to finish it: a WebSocket is answered
+            # 101 and closed with ``code`` (handshake), an HTTP request goes to aiohttp, which
+            # answers it before its own shutdown. Closed unanswered, nginx would say 502.
             if conn.state == HANDSHAKE:
-                if conn.transport is not None:
-                    conn.transport.close()
                 continue
             count += 1
             conn.close(code, reason)
