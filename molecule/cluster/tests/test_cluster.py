@@ -91,11 +91,12 @@ def test_verify_checks_each_node_nginx_and_across_nodes_both_ways():
 def test_a_node_whose_peer_cannot_deliver_fails_verification_naming_it():
     """The cross-node check can fail: with ws2's service stopped, ws1's check of it fails."""
     h = host(WS2)
-    h.check_output("systemctl stop wsnotify")
+    # Its socket too: alone, a stopped service is started again by the socket's next client.
+    h.check_output("systemctl stop wsnotify.socket wsnotify")
     try:
         run = playbook("verify.yml", "--limit", WS1)
     finally:
-        h.check_output("systemctl start wsnotify")
+        h.check_output("systemctl start wsnotify.socket wsnotify")
     assert run.rc != 0, run
     assert f"published on {ADDRESS[WS2]}:3002, received on {ADDRESS[WS1]}:3002" in run.out, run
     assert re.search(rf"failed: \[{WS1}\]", run.out), run

@@ -127,9 +127,10 @@ def test_stopped_service_is_reported(host):
     run_fault(
         host,
         "service stopped",
-        "systemctl stop wsnotify",
+        # With its socket: alone, a stopped service is started again by the self-check itself.
+        "systemctl stop wsnotify.socket wsnotify",
         "nothing is listening on 127.0.0.1:3002: the service is not running",
-        "systemctl start wsnotify",
+        "systemctl start wsnotify.socket wsnotify",
     )
 
 
@@ -137,10 +138,11 @@ def test_port_taken_by_another_program_is_reported(host):
     run_fault(
         host,
         "port 3002 taken",
-        "systemctl stop wsnotify && systemd-run --unit=selfcheck-squatter --property=Type=exec"
+        "systemctl stop wsnotify.socket wsnotify"
+        " && systemd-run --unit=selfcheck-squatter --property=Type=exec"
         " python3 -m http.server --bind 127.0.0.1 3002",
         "another program holds the port instead of wsnotify",
-        "systemctl stop selfcheck-squatter && systemctl start wsnotify",
+        "systemctl stop selfcheck-squatter && systemctl start wsnotify.socket wsnotify",
     )
 
 
