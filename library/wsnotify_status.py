@@ -10,10 +10,11 @@ module: wsnotify_status
 short_description: Read the state of one host of the wsnotify stack, and name what is wrong
 description:
   - Reads, without changing anything, what an operator looks at first - the service's unit
-    (state, the READY/STATUS text, restarts), its release and the release's age, its open
-    connections and Redis subscription (C(/metrics)), Redis and PostgreSQL as the service sees
-    them (C(/healthz)), its last errors in the journal, nginx's config test and the site's link,
-    the certificate's days to expiry, and the last result of the self-check timer.
+    (state, the READY/STATUS text, restarts) and its listening socket, its release and the
+    release's age, its open connections and Redis subscription (C(/metrics)), Redis and
+    PostgreSQL as the service sees them (C(/healthz)), its last errors in the journal, nginx's
+    config test and the site's link, the certificate's days to expiry, and the last result of
+    the self-check timer.
   - Returns them as fields, as C(lines) (a table for a person) and as C(problems) (one sentence
     each, naming what is wrong); it never fails because of what it finds, so a playbook shows
     every host before it fails on them.
@@ -101,6 +102,11 @@ problems:
   elements: str
 unit:
   description: The unit's ActiveState, SubState, StatusText, NRestarts and when it became active.
+  returned: when O(service)
+  type: dict
+socket:
+  description: The ActiveState and SubState of the unit's socket (C(<unit>.socket)), which holds
+    the port across restarts.
   returned: when O(service)
   type: dict
 release:
@@ -219,6 +225,16 @@ def service_part(p: dict, result: dict, rows: list, problems: list) -> None:
     rows.append(("unit", f"{p['unit']} {active} since {unit.get('ActiveEnterTimestamp') or '-'}"))
     rows.append(("READY/STATUS", unit.get("StatusText") or "-"))
     rows.append(("restarts since boot", unit.get("NRestarts", "-")))
+    # The port is the socket's (socket activation): without it, a restart refuses clients.
+    socket = unit_state(f"{p['unit']}.socket")
+    result["socket"] = {k: socket.get(k) for k in ("ActiveState", "SubState")}
+    listening = f"{socket.get('ActiveState')}/{socket.get('SubState')}"
+    rows.append(("listening socket", f"{p['unit']}.socket {listening}"))
+    if listening != "active/listening":
+        problems.append(
+            f"{p['unit']}.socket is {listening}, not active/listening: nothing holds the port "
+            f"across a restart; `systemctl start {p['unit']}.socket` (site.yml does)"
+        )
     if active != "active/running":
         problems.append(
             f"{p['unit']} is {active} (result {unit.get('Result')}), not active/running: "
