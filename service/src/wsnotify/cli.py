@@ -1,4 +1,4 @@
-"""The ``wsnotify`` command: serve, check-config, migrate, token, publish.
+"""The ``wsnotify`` command: serve, check-config, migrate, token, publish, status.
 
 Every subcommand validates the whole configuration first, so a command either runs against a
 complete configuration or exits 78 saying what to fix.
@@ -43,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("--title", required=True)
     publish.add_argument("--body", default="")
     publish.add_argument("--data", default="{}", help="JSON object attached to the notification")
+    status = sub.add_parser(
+        "status",
+        help="ask the running service (WSNOTIFY_HOST/PORT) for its health and counters; "
+        "exit 1 naming what is wrong, 69 when nothing answers",
+    )
+    status.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 
@@ -110,6 +116,24 @@ async def _publish(config: Config, request: protocol.PublishRequest) -> int:
     return 0
 
 
+def _status(config: Config, as_json: bool) -> int:
+    from . import status
+
+    url = status.base_url(config.host, config.port)
+    try:
+        report = status.collect(url)
+    except OSError as exc:
+        return _fail(
+            f"nothing answers on {url} ({getattr(exc, 'reason', exc)}): is the service running? "
+            "see `systemctl status wsnotify wsnotify.socket` and `journalctl -u wsnotify -n 50`",
+            EX_UNAVAILABLE,
+        )
+    print(json.dumps(report.as_dict(), indent=2) if as_json else status.render(report))
+    for problem in report.problems:
+        print(f"wsnotify: {problem}", file=sys.stderr)
+    return status.EX_UNHEALTHY if report.problems else 0
+
+
 def _run(coro: object) -> int:
     import uvloop
 
@@ -133,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fail(f"--user: {exc}", 2)
         print(mint_token(user_id, args.ttl, JwtSettings.from_config(config)))
         return 0
+    if args.command == "status":
+        return _status(config, args.json)
     if args.command == "migrate":
         return _run(_migrate(config))
     if args.command == "publish":
