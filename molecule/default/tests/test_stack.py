@@ -50,6 +50,18 @@ def test_services_run_and_listen_where_expected(host):
     assert host.socket("tcp://0.0.0.0:443").is_listening
 
 
+def test_wsnotify_status_on_the_host_reports_a_healthy_service(host):
+    """The command README gives operators, as written there."""
+    out = host.run(
+        "systemd-run --quiet --pipe --wait -p EnvironmentFile=/etc/wsnotify/wsnotify.env"
+        " -p User=wsnotify /opt/wsnotify/current/venv/bin/wsnotify status"
+    )
+    assert out.rc == 0, (out.stdout, out.stderr)
+    assert re.search(r"^redis / postgresql\s+ok / ok$", out.stdout, re.M), out.stdout
+    assert re.search(r"^redis subscription\s+live$", out.stdout, re.M), out.stdout
+    assert re.search(r"^service\s+http://127\.0\.0\.1:3002$", out.stdout, re.M), out.stdout
+
+
 def test_unit_exposure_is_at_most_2(host):
     out = host.check_output("systemd-analyze security --no-pager wsnotify.service")
     level = float(re.search(r"Overall exposure level for wsnotify.service: ([0-9.]+)", out)[1])
