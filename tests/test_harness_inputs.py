@@ -64,6 +64,16 @@ def site(inventory: Path, *extra: str, secrets: dict[str, str] = SECRETS) -> str
         (["-e", "postgresql_db_password=short"], "postgresql_db_password must be at least 16"),
         # The derived nginx value follows the service's: its timeout is checked against it.
         (["-e", '{"wsnotify_ping_interval": 90}'], "nginx_site_ws_ping_interval (90 s)"),
+        # A diagnostics page that is on must be protected, at a path nginx can serve.
+        (["-e", "nginx_site_diagnostics_path=/diagnostics/"], "must be protected by nginx_site_diagnostics_password"),
+        (
+            ["-e", "nginx_site_diagnostics_path=diag", "-e", "nginx_site_diagnostics_password=long-enough-pass"],
+            "nginx_site_diagnostics_path is set (diag)",
+        ),
+        (
+            ["-e", "nginx_site_diagnostics_path=/d/", "-e", "nginx_site_diagnostics_password=short"],
+            "(at least 12 characters",
+        ),
     ],
 )
 def test_wrong_variable_fails_the_play_at_its_start_naming_it(inventory, extra, named):
@@ -81,6 +91,12 @@ def test_secrets_never_reach_the_output_of_a_failing_preflight(inventory):
     out = site(inventory, "-v", "-e", "redis_pasword=x")
     for value in SECRETS.values():
         assert value not in out
+    # Nor the diagnostics page's password, when its own check is what fails.
+    password = "diagnostics-password-0123"
+    out = site(inventory, "-v", "-e", f"nginx_site_diagnostics_password={password}",
+               "-e", "nginx_site_diagnostics_path=no-slashes")  # fmt: skip
+    assert "nginx_site_diagnostics_path is set (no-slashes)" in out, out[-3000:]
+    assert password not in out
 
 
 def test_setup_refuses_to_run_without_root_in_one_line():
