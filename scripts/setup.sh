@@ -11,7 +11,8 @@ require_root
 # nginx/redis/postgresql/openssl: real servers the
 # controller-side tests start on 127.0.0.1. nodejs/npm: the Node `ws` baseline of the benchmarks.
 # prometheus: its promtool checks and unit-tests monitoring/wsnotify-alerts.yml (tests/test_alert_rules.py).
-PKGS=(podman runc debootstrap openssh-client nginx redis-server postgresql openssl ca-certificates nodejs npm python3-venv prometheus)
+# chromium/chromium-driver: the headless browser that tests the diagnostics page (molecule/selfcheck).
+PKGS=(podman runc debootstrap openssh-client nginx redis-server postgresql openssl ca-certificates nodejs npm python3-venv prometheus chromium chromium-driver)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
