@@ -62,6 +62,17 @@ def test_wsnotify_status_on_the_host_reports_a_healthy_service(host):
     assert re.search(r"^service\s+http://127\.0\.0\.1:3002$", out.stdout, re.M), out.stdout
 
 
+def test_diagnostics_page_needs_its_password_which_the_host_keeps_hashed(host):
+    curl = "curl -s -o /dev/null -w '%{http_code}' --cacert /etc/nginx/tls/wsnotify.crt"
+    url = "https://127.0.0.1/diagnostics/"
+    assert host.check_output(f"{curl} {url}") == "401"
+    assert host.check_output(f"{curl} -u wsnotify:wrong-password {url}") == "401"
+    assert host.check_output(f"{curl} -u wsnotify:molecule-diagnostics-password {url}") == "200"
+    htpasswd = host.file("/etc/nginx/wsnotify-diagnostics.htpasswd")
+    assert (htpasswd.user, htpasswd.group, htpasswd.mode) == ("root", "www-data", 0o640)
+    assert re.fullmatch(r"wsnotify:\$6\$[./A-Za-z0-9]{16}\$[./A-Za-z0-9]{86}\n", htpasswd.content_string)
+
+
 def test_unit_exposure_is_at_most_2(host):
     out = host.check_output("systemd-analyze security --no-pager wsnotify.service")
     level = float(re.search(r"Overall exposure level for wsnotify.service: ([0-9.]+)", out)[1])
@@ -92,5 +103,6 @@ def test_check_mode_on_a_deployed_host_changes_nothing_and_shows_no_secret():
         "molecule-publish-token-0123456789abcdef012345",
         "molecule-postgres-password-0123456789",
         "molecule-redis-password-0123456789",
+        "molecule-diagnostics-password",
     ):
         assert secret not in run.out
