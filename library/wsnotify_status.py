@@ -127,7 +127,7 @@ certificate_days:
   type: int
 selfcheck:
   description: The self-check's last state (per check ok and message) and its age in seconds.
-  returned: when O(service)
+  returned: when O(service) or O(proxy)
   type: dict
 """
 
@@ -289,6 +289,9 @@ def service_part(p: dict, result: dict, rows: list, problems: list) -> None:
     rows.append(("last journal errors", lines[0] if lines else "none"))
     rows.extend(("", line) for line in lines[1:])
 
+
+def selfcheck_part(p: dict, result: dict, rows: list, problems: list) -> None:
+    """The self-check timer's last run: every WS node and proxy has one (role selfcheck)."""
     check = selfcheck(p["selfcheck_state"])
     result["selfcheck"] = check
     if "error" in check:
@@ -357,6 +360,8 @@ def main() -> None:
         service_part(p, result, rows, problems)
     if p["proxy"]:
         proxy_part(p, result, rows, problems)
+    if p["service"] or p["proxy"]:
+        selfcheck_part(p, result, rows, problems)
     width = max((len(label) for label, _ in rows), default=0)
     result["lines"] = [f"{label:<{width}}  {value}" for label, value in rows]
     result["problems"] = problems

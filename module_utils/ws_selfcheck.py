@@ -5,7 +5,8 @@
 Installed on the host as the package ``wsnotify_checks`` (this directory, built into a wheel by
 roles/selfcheck/files/build_checks_wheel.py), so it runs the very code the Ansible modules
 run: ``Connection`` for the url, TLS and the token, ``diagnose()`` for the operator's message.
-Per target (``direct`` = the service's port, ``nginx`` = the site over TLS):
+Per target (``direct`` = the service's port on a WS node, ``nginx`` = the site over TLS on a
+proxy; a host that is both checks both):
 
 - ``refused``: a client with an invalid token is closed with 4401;
 - ``welcome``: a client with a valid token (minted from JWT_SECRET) is upgraded and welcomed;
@@ -14,7 +15,8 @@ Per target (``direct`` = the service's port, ``nginx`` = the site over TLS):
 ``nginx_site_linked``: the site's link in sites-enabled is there (verify's check beside it);
 and ``config``: the service's own ``check-config`` accepts the live EnvironmentFile (a blanked
 file is found before the next restart fails on it). The secrets come from the environment,
-which is the service's EnvironmentFile read by systemd (never a command line).
+which is the service's EnvironmentFile read by systemd (never a command line); on a proxy without
+the service, the self-check's own file with the same names (role selfcheck).
 
 Each result is one journal line (failures at priority err), a JSON state file (``status`` reads
 it) and a Prometheus textfile (node_exporter's textfile collector): per-check status, latency
@@ -240,7 +242,7 @@ def run_checks(args: argparse.Namespace, secrets: dict) -> tuple[dict, dict]:
 
     if args.check_config_command:
         record("config", check_config, args.check_config_command, args.timeout * 4)
-    targets = [("direct", args.direct_url, None, args.unit)]
+    targets = [("direct", args.direct_url, None, args.unit)] if args.direct_url else []
     if args.nginx_url:
         targets.append(("nginx", args.nginx_url, args.ca_path, "nginx"))
     if args.site_link:
@@ -335,7 +337,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="wsnotify-selfcheck",
         description="verify's checks from this host; secrets come from the environment only",
     )
-    parser.add_argument("--direct-url", required=True, help="the service's port, ws://HOST:PORT/ws")
+    parser.add_argument(
+        "--direct-url", default="", help="the service's port, ws://HOST:PORT/ws (not on a proxy)"
+    )
     parser.add_argument("--nginx-url", default="", help="the site, wss://HOST:PORT/ws (optional)")
     parser.add_argument("--ca-path", default="", help="CA or certificate for --nginx-url")
     parser.add_argument("--site-link", default="", help="the site's link in sites-enabled")
@@ -343,7 +347,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--check-config-command", default="", help="the service's wsnotify")
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--timeout", type=float, default=5.0)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not args.direct_url and not args.nginx_url:
+        parser.error("nothing to check: give --direct-url (WS node), --nginx-url (proxy) or both")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

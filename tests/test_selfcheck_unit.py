@@ -45,6 +45,28 @@ def test_a_working_service_passes_every_check_and_is_recorded(
     assert "<6>direct_roundtrip ok" in capsys.readouterr().out
 
 
+def test_a_proxy_without_the_service_checks_only_through_nginx(
+    tmp_path, monkeypatch, make_ws_server, test_secrets
+):
+    """No --direct-url (a proxy-only host): the nginx target's checks and no direct ones. The
+    stand-in answers plain ws here; through TLS is molecule/cluster's proxy."""
+    good = make_ws_server()
+    env = {"JWT_SECRET": test_secrets.jwt_secret, "PUBLISH_TOKEN": test_secrets.publish_token}
+    rc, state, _ = run_selfcheck(tmp_path, monkeypatch, env, "--nginx-url", f"ws://{good.base}/ws")
+    assert rc == 0, state
+    assert set(state["checks"]) == {"nginx_refused", "nginx_welcome", "nginx_roundtrip"}
+
+
+def test_nothing_to_check_is_a_usage_error(tmp_path, capsys):
+    try:
+        ws_selfcheck.main(["--state-dir", str(tmp_path)])
+    except SystemExit as exc:
+        assert exc.code == 2
+    else:
+        raise AssertionError("no url given, yet the self-check ran")
+    assert "nothing to check: give --direct-url" in capsys.readouterr().err
+
+
 def test_a_dead_port_gets_verifys_message_and_keeps_the_last_success(
     tmp_path, monkeypatch, make_ws_server, test_secrets, capsys
 ):

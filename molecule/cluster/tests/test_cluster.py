@@ -5,7 +5,9 @@ through nginx, and across nodes (a client on one node receives what the other pu
 
 from __future__ import annotations
 
+import json
 import re
+import time
 
 import pytest
 import yaml
@@ -101,3 +103,64 @@ def test_a_node_whose_peer_cannot_deliver_fails_verification_naming_it():
     assert f"published on {ADDRESS[WS2]}:3002, received on {ADDRESS[WS1]}:3002" in run.out, run
     assert re.search(rf"failed: \[{WS1}\]", run.out), run
     assert playbook("verify.yml").rc == 0
+
+
+def selfcheck_state(name: str, after: float = 0.0) -> dict:
+    """The host's last self-check run (its timer runs every 30 s), once it is newer than
+    ``after`` (a time on the host)."""
+    deadline = time.monotonic() + 75
+    while True:
+        out = host(name).run("cat /var/lib/wsnotify-selfcheck/last.json")
+        state = json.loads(out.stdout) if out.rc == 0 else {}
+        if state.get("time", 0) > after or time.monotonic() > deadline:
+            return state
+        time.sleep(2)
+
+
+def test_the_proxy_checks_the_site_through_nginx_on_its_own_timer():
+    """The proxy has no service, no EnvironmentFile and no wsnotify user: its self-check runs as
+    a user of its own, with the token secrets in a root-only file, through nginx only."""
+    proxy = host(PROXY)
+    assert proxy.service("wsnotify-selfcheck.timer").is_running
+    secrets = proxy.file("/etc/wsnotify-selfcheck/selfcheck.env")
+    assert (secrets.user, secrets.group, secrets.mode) == ("root", "root", 0o600)
+    unit = proxy.file("/etc/systemd/system/wsnotify-selfcheck.service").content_string
+    assert "User=wsnotify-selfcheck" in unit and "--direct-url" not in unit, unit
+    assert "molecule-jwt-secret" not in unit
+    state = selfcheck_state(PROXY)
+    assert set(state["checks"]) == {
+        "nginx_site_linked",
+        "nginx_refused",
+        "nginx_welcome",
+        "nginx_roundtrip",
+    }, state
+    assert state["ok"], state
+
+
+def test_the_proxys_self_check_finds_the_site_unlinked():
+    proxy = host(PROXY)
+    since = float(proxy.check_output("date +%s.%N"))
+    proxy.check_output("rm /etc/nginx/sites-enabled/wsnotify && systemctl reload nginx")
+    try:
+        state = selfcheck_state(PROXY, after=since)
+    finally:
+        proxy.check_output(
+            "ln -s /etc/nginx/sites-available/wsnotify /etc/nginx/sites-enabled/wsnotify"
+            " && systemctl reload nginx"
+        )
+    linked = state["checks"]["nginx_site_linked"]
+    assert not linked["ok"], state
+    assert linked["message"].startswith("/etc/nginx/sites-enabled/wsnotify is missing"), state
+
+
+def test_status_shows_every_host_with_its_self_check():
+    # A passing self-check run after the test before it relinked the site (its last run may
+    # still be the failing one, and status reports that, rightly).
+    since = float(host(PROXY).check_output("date +%s.%N"))
+    assert selfcheck_state(PROXY, after=since)["ok"]
+    run = playbook("status.yml")
+    assert run.rc == 0, run
+    for name in (PROXY, WS1, WS2):
+        assert re.search(rf"ok: \[{name}\]", run.out), run
+    # Each host's table has its self-check row: the proxy's too.
+    assert len(re.findall(r"self-check\s+ok \(\d+ s ago\)", run.out)) == 3, run
