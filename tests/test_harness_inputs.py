@@ -65,13 +65,26 @@ def site(inventory: Path, *extra: str, secrets: dict[str, str] = SECRETS) -> str
         # The derived nginx value follows the service's: its timeout is checked against it.
         (["-e", '{"wsnotify_ping_interval": 90}'], "nginx_site_ws_ping_interval (90 s)"),
         # A diagnostics page that is on must be protected, at a path nginx can serve.
-        (["-e", "nginx_site_diagnostics_path=/diagnostics/"], "must be protected by nginx_site_diagnostics_password"),
         (
-            ["-e", "nginx_site_diagnostics_path=diag", "-e", "nginx_site_diagnostics_password=long-enough-pass"],
+            ["-e", "nginx_site_diagnostics_path=/diagnostics/"],
+            "must be protected by nginx_site_diagnostics_password",
+        ),
+        (
+            [
+                "-e",
+                "nginx_site_diagnostics_path=diag",
+                "-e",
+                "nginx_site_diagnostics_password=long-enough-pass",
+            ],
             "nginx_site_diagnostics_path is set (diag)",
         ),
         (
-            ["-e", "nginx_site_diagnostics_path=/d/", "-e", "nginx_site_diagnostics_password=short"],
+            [
+                "-e",
+                "nginx_site_diagnostics_path=/d/",
+                "-e",
+                "nginx_site_diagnostics_password=short",
+            ],
             "(at least 12 characters",
         ),
     ],

@@ -70,7 +70,9 @@ def test_diagnostics_page_needs_its_password_which_the_host_keeps_hashed(host):
     assert host.check_output(f"{curl} -u wsnotify:molecule-diagnostics-password {url}") == "200"
     htpasswd = host.file("/etc/nginx/wsnotify-diagnostics.htpasswd")
     assert (htpasswd.user, htpasswd.group, htpasswd.mode) == ("root", "www-data", 0o640)
-    assert re.fullmatch(r"wsnotify:\$6\$[./A-Za-z0-9]{16}\$[./A-Za-z0-9]{86}\n", htpasswd.content_string)
+    assert re.fullmatch(
+        r"wsnotify:\$6\$[./A-Za-z0-9]{16}\$[./A-Za-z0-9]{86}\n", htpasswd.content_string
+    )
 
 
 def test_unit_exposure_is_at_most_2(host):

@@ -57,7 +57,9 @@ def tls(certificate) -> ssl.SSLContext:
 def browser(certificate, tmp_path_factory):
     """One headless Chromium for the module, trusting exactly the site's key."""
     key = x509.load_pem_x509_certificate(certificate.encode()).public_key()
-    spki = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    spki = key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for argument in (
@@ -115,7 +117,7 @@ def user_token(user: str) -> str:
 
 def publish(tls: ssl.SSLContext, **notification) -> int:
     """POST /api/notifications through nginx over TLS, from this machine."""
-    request = urllib.request.Request(
+    request = urllib.request.Request(  # noqa: S310 - https to the test container only
         f"{ORIGIN}/api/notifications",
         data=json.dumps(notification).encode(),
         headers={
@@ -123,16 +125,16 @@ def publish(tls: ssl.SSLContext, **notification) -> int:
             "Content-Type": "application/json",
         },
     )
-    with urllib.request.urlopen(request, context=tls, timeout=10) as answer:
+    with urllib.request.urlopen(request, context=tls, timeout=10) as answer:  # noqa: S310
         assert answer.status == 202
         return json.load(answer)["id"]
 
 
 def get(tls: ssl.SSLContext, path: str, auth: str | None = None) -> tuple[int, dict, bytes]:
     headers = {"Authorization": auth} if auth else {}
-    request = urllib.request.Request(f"{ORIGIN}{path}", headers=headers)
+    request = urllib.request.Request(f"{ORIGIN}{path}", headers=headers)  # noqa: S310
     try:
-        with urllib.request.urlopen(request, context=tls, timeout=10) as answer:
+        with urllib.request.urlopen(request, context=tls, timeout=10) as answer:  # noqa: S310
             return answer.status, dict(answer.headers), answer.read()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read()
@@ -169,8 +171,8 @@ def test_an_address_outside_the_allow_list_is_refused_even_with_the_password(hos
     """From the container's own bridge address (not in nginx_site_diagnostics_allow): 403."""
     address = host.check_output("hostname -I").split()[0]
     code = host.check_output(
-        f"curl -s -o /dev/null -w '%{{http_code}}' --cacert {CERT} --resolve localhost:443:{address}"
-        f" -u {USER}:{PASSWORD} https://localhost{PATH}"
+        f"curl -s -o /dev/null -w '%{{http_code}}' --cacert {CERT}"
+        f" --resolve localhost:443:{address} -u {USER}:{PASSWORD} https://localhost{PATH}"
     )
     assert code == "403", (address, code)
     loopback = host.check_output(
