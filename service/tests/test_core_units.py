@@ -87,6 +87,14 @@ def test_notification_formats():
         assert json.loads(protocol.welcome(user)) == {"type": "welcome", "user_id": user}
 
 
+def test_pong_format():
+    assert protocol.pong("a") == '{"type":"pong","id":"a"}'
+    assert protocol.pong(7) == '{"type":"pong","id":7}'
+    assert protocol.pong(None) == '{"type":"pong","id":null}'
+    for ping_id in ('quote"back\\slash', "é€😀", "tab\tnewline\n", -(2**53) + 1, 0, ""):
+        assert json.loads(protocol.pong(ping_id)) == {"type": "pong", "id": ping_id}
+
+
 # ---- client input ----
 
 
@@ -98,6 +106,21 @@ def test_parse_client_messages():
     for bad in ("", "[]", '{"type":"auth"}', '{"type":"x"}', '{"type":"ack","ids":[-1]}'):
         with pytest.raises(protocol.ValidationError):
             protocol.parse_client_message(bad)
+
+    parse = protocol.parse_client_message
+    assert parse('{"type":"ping","id":"a"}') == protocol.PingMessage("a")
+    assert parse('{"type":"ping","id":7}') == protocol.PingMessage(7)
+    assert parse('{"type":"ping"}') == protocol.PingMessage(None)
+    assert parse(json.dumps({"type": "ping", "id": "x" * 64})) == protocol.PingMessage("x" * 64)
+    for edge in (2**53 - 1, -(2**53) + 1):
+        assert parse(json.dumps({"type": "ping", "id": edge})) == protocol.PingMessage(edge)
+    assert parse(r'{"type":"ping","id":"\u00e9\ud83d\ude00"}') == protocol.PingMessage("é😀")
+    # Present but not a short string or a safe integer (null included): the message is invalid.
+    for bad_id in ([1], True, False, "x" * 65, 2**53, -(2**53), None, 1.5, 7.0, {"a": 1}):
+        with pytest.raises(protocol.ValidationError):
+            parse(json.dumps({"type": "ping", "id": bad_id}))
+    with pytest.raises(protocol.ValidationError):  # a lone surrogate cannot be echoed as UTF-8
+        parse(r'{"type":"ping","id":"\ud800"}')
 
 
 def test_parse_publish_accepts_integer_user_ids_from_old_clients():

@@ -97,6 +97,47 @@ def test_non_auth_first_message_is_refused(service):
     assert run(scenario()) == 4401
 
 
+def test_ping_before_auth_gets_no_pong_and_is_refused(service):
+    async def scenario() -> tuple[list[str], int | None, str]:
+        async with aiohttp.ClientSession() as session:
+            ws = await session.ws_connect(service.ws_url)
+            await ws.send_str('{"type":"ping","id":"early"}')
+            texts = []
+            while True:  # everything up to the server's close
+                msg = await ws.receive(timeout=5)
+                if msg.type is aiohttp.WSMsgType.TEXT:
+                    texts.append(msg.data)
+                else:
+                    return texts, ws.close_code, msg.extra
+
+    texts, code, reason = run(scenario())
+    assert texts == []  # a ping is not an auth message: refused like any other, no pong
+    assert code == 4401
+    assert reason == "Unauthorized"
+
+
+def test_ping_gets_pongs_in_order(service):
+    user = f"pinger-{uuid.uuid4().hex[:6]}"
+
+    async def scenario() -> list[dict]:
+        async with aiohttp.ClientSession() as session:
+            ws = await connect(session, service.ws_url, make_token(user))
+            assert (await receive_json(ws))["type"] == "welcome"
+            await ws.send_str('{"type":"ping","id":"a"}')
+            await ws.send_str('{"type":"ping","id":[1]}')  # invalid: ignored, no pong
+            await ws.send_str('{"type":"ping","id":7}')
+            await ws.send_str('{"type":"ping"}')
+            got = [await receive_json(ws) for _ in range(3)]
+            await ws.close()
+            return got
+
+    assert run(scenario()) == [
+        {"type": "pong", "id": "a"},
+        {"type": "pong", "id": 7},
+        {"type": "pong", "id": None},
+    ]
+
+
 @pytest.mark.parametrize("how", ["header", "query", "message"])
 def test_valid_token_gets_welcome(service, how):
     user = f"u-{uuid.uuid4().hex[:8]}"

@@ -21,6 +21,7 @@ MAX_USER_ID = 128
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
 MAX_PUBLISH_BYTES = 64 * 1024
+MAX_PING_ID = 64  # characters of a string ping id
 
 CHANNEL_PREFIX = "wsnotify"
 BROADCAST_CHANNEL = f"{CHANNEL_PREFIX}:broadcast"
@@ -95,6 +96,11 @@ def recovered(count: int, last_id: int, complete: bool) -> str:
     return _dumps({"type": "recovered", "count": count, "last_id": last_id, "complete": complete})
 
 
+def pong(ping_id: str | int | None) -> str:
+    """The answer to an application-level ping, its id echoed (``null`` when it had none)."""
+    return _dumps({"type": "pong", "id": ping_id})
+
+
 # What every ``to_frame_json`` starts with, up to the id's digits.
 _NOTIFICATION_HEAD = _dumps({"type": "notification", "id": 0})[: -len("0}")].encode()
 
@@ -151,6 +157,36 @@ class AckMessage:
     ids: tuple[int, ...]
 
 
+@dataclass(frozen=True)
+class PingMessage:
+    """An application-level ping (a browser cannot send ping frames); answered with a pong."""
+
+    id: str | int | None = None
+
+
+PING_ID_RULE = (
+    f"ping id must be a string of at most {MAX_PING_ID} characters "
+    "or an integer of absolute value below 2**53"
+)
+
+
+def _ping_id(message: Mapping[str, Any]) -> str | int | None:
+    if "id" not in message:
+        return None
+    value = message["id"]
+    if isinstance(value, str):
+        if len(value) > MAX_PING_ID:
+            raise ValidationError(PING_ID_RULE)
+        try:
+            value.encode("utf-8")  # a lone surrogate (JSON "\ud800") cannot go out as UTF-8
+        except UnicodeEncodeError:
+            raise ValidationError("ping id must be valid Unicode text") from None
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**53:
+        return value
+    raise ValidationError(PING_ID_RULE)
+
+
 def _ids(value: Any, name: str) -> tuple[int, ...]:
     if not isinstance(value, list) or len(value) > MAX_IDS:
         raise ValidationError(f"{name} must be a list of at most {MAX_IDS} notification ids")
@@ -183,7 +219,7 @@ def _json_object(text: str | bytes) -> dict[str, Any]:
     return value
 
 
-def parse_client_message(text: str) -> AuthMessage | AckMessage:
+def parse_client_message(text: str) -> AuthMessage | AckMessage | PingMessage:
     """Parse a client's WebSocket text message."""
     message = _json_object(text)
     kind = message.get("type")
@@ -195,6 +231,8 @@ def parse_client_message(text: str) -> AuthMessage | AckMessage:
         return AuthMessage(token, None if after_id is None else parse_after_id(after_id))
     if kind == "ack":
         return AckMessage(_ids(message.get("ids"), "ids"))
+    if kind == "ping":
+        return PingMessage(_ping_id(message))
     raise ValidationError("unknown message type")
 
 

@@ -293,13 +293,18 @@ class Connection(rfc6455.ServerProtocol, asyncio.Protocol):
             core.svc.recover(self, after_id)
 
     def _client_message(self, text: str) -> None:
-        """``ack`` marks read; anything else is ignored."""
+        """``ack`` marks read; ``ping`` gets a pong; anything else is ignored."""
         try:
             message = protocol.parse_client_message(text)
         except protocol.ValidationError as exc:
             log.debug("ignored client message: %s user=%s", exc, self.user_id)
             return
-        if isinstance(message, protocol.AckMessage) and message.ids:
+        if isinstance(message, protocol.PingMessage):
+            # Written at once, like the pong to a ping frame: the round trip is the socket's.
+            if self.transport is not None:
+                frame = rfc6455.encode_text_frame(protocol.pong(message.id).encode())
+                self.transport.write(frame)
+        elif isinstance(message, protocol.AckMessage) and message.ids:
             self.core.svc.spawn(self.core.svc.mark_read(self.user_id or "", message.ids))
 
     # ---- closing ----
