@@ -3,6 +3,7 @@
 import re
 
 from conftest import HOST, playbook
+from helpers.in_container import https_status
 from helpers.platforms import role_values
 
 testinfra_hosts = [f"podman://{HOST}"]
@@ -63,11 +64,10 @@ def test_wsnotify_status_on_the_host_reports_a_healthy_service(host):
 
 
 def test_diagnostics_page_needs_its_password_which_the_host_keeps_hashed(host):
-    curl = "curl -s -o /dev/null -w '%{http_code}' --cacert /etc/nginx/tls/wsnotify.crt"
-    url = "https://127.0.0.1/diagnostics/"
-    assert host.check_output(f"{curl} {url}") == "401"
-    assert host.check_output(f"{curl} -u wsnotify:wrong-password {url}") == "401"
-    assert host.check_output(f"{curl} -u wsnotify:molecule-diagnostics-password {url}") == "200"
+    page = "/diagnostics/"
+    assert https_status(HOST, "127.0.0.1", page) == 401
+    assert https_status(HOST, "127.0.0.1", page, "wsnotify:wrong-password") == 401
+    assert https_status(HOST, "127.0.0.1", page, "wsnotify:molecule-diagnostics-password") == 200
     htpasswd = host.file("/etc/nginx/wsnotify-diagnostics.htpasswd")
     assert (htpasswd.user, htpasswd.group, htpasswd.mode) == ("root", "www-data", 0o640)
     assert re.fullmatch(

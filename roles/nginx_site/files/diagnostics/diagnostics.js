@@ -204,11 +204,16 @@ function disconnect() {
 }
 
 async function fetchCatchUp() {
-  const after = lastId === null ? Number($("after-id").value || 0) : lastId;
+  // After the id typed in the field, else after the last one seen (what a client missed).
+  const typed = $("after-id").value.trim();
+  const after = typed !== "" ? Number(typed) : lastId === null ? 0 : lastId;
   const list = $("api");
   $("api-status").textContent = "fetching...";
   try {
-    const response = await fetch(`${apiPath}?after_id=${after}&limit=100`, {
+    // From the origin, not relative: a page opened as https://user:password@host/... would
+    // hand its credentials to a relative URL, and fetch refuses URLs holding credentials.
+    const url = new URL(`${apiPath}?after_id=${after}&limit=100`, location.origin);
+    const response = await fetch(url, {
       headers: { Authorization: `Bearer ${token()}` },
       cache: "no-store",
     });
