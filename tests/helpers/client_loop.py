@@ -1,6 +1,6 @@
 """The client loop (files/client_loop.py) run inside a Molecule container: one client connecting
 again and again through nginx (wss) and publishers posting every 100 ms, across whatever the test
-does meanwhile (a restart, deploys of a changed release). Tokens go to it on stdin, made in the
+does meanwhile (e.g. a restart). Tokens go to it on stdin, made in the
 container: a user's minted the way the unit runs the service, and the publish token from the
 environment file."""
 

@@ -2,8 +2,8 @@
 
 The client loop (tests/helpers/client_loop.py) runs in the container with the release's Python:
 one client connecting again and again through nginx (wss) and a publisher posting every 100 ms,
-across `systemctl restart wsnotify`. (Across site.yml deploys of a changed release:
-molecule/rebuild, which deploys two.)
+across `systemctl restart wsnotify`. (Across site.yml deploys of a changed release: branch
+deploy-load, out of the suite while a publish can meet a 502; see roles/wsnotify/README.md.)
 """
 
 from conftest import HOST, ROOT
